@@ -1,0 +1,2 @@
+# launch: cryo_launch.
+launch_SRCS += launch/launch.c

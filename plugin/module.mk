@@ -1,0 +1,2 @@
+# plugin: the plugin registry and the built-in plugins of libcryo.so.
+libcryo_SRCS += plugin/registry.c

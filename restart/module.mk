@@ -1,0 +1,3 @@
+# restart: cryo_restart (hosted) and the freestanding restorer it loads.
+restart_SRCS += restart/restart.c restart/loader.c restart/plan.c restart/blob.S
+restorer_SRCS += restart/restorer/restorer.c restart/plan.c
