@@ -136,7 +136,8 @@ _Static_assert(sizeof(struct sys_ctx) == 64, "struct sys_ctx is part of the imag
 
 __attribute__((returns_twice)) long sys_ctx_save(struct sys_ctx *ctx);
 
-/* Resume ctx with the given return value, on the current thread. */
+/* Resume ctx with the given return value, on the current thread. ctx is
+ * pinned to rdi, the one register the sequence does not load. */
 static inline __attribute__((noreturn)) void sys_ctx_resume(const struct sys_ctx *ctx, long val)
 {
 	__asm__ volatile("mov 0(%0), %%rbx\n\t"
@@ -148,7 +149,7 @@ static inline __attribute__((noreturn)) void sys_ctx_resume(const struct sys_ctx
 			 "mov 48(%0), %%rsp\n\t"
 			 "jmp *56(%0)\n\t"
 			 :
-			 : "r"(ctx), "a"(val)
+			 : "D"(ctx), "a"(val)
 			 : "memory");
 	__builtin_unreachable();
 }

@@ -1,2 +1,1 @@
-# plugin: the plugin registry and the built-in plugins of libcryo.so.
-libcryo_SRCS += plugin/registry.c
+# plugin: the plugin registry and the built-in plugins of libcryo.so (issue 3).

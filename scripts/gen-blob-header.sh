@@ -5,7 +5,8 @@
 # that base. Usage: gen-blob-header.sh restorer.elf restorer.bin
 set -eu
 elf=$1 bin=$2
-base=$(readelf -SW "$elf" | awk '$0 ~ /\] \./ { sub(/^.*\] /, ""); if ($3 != "0000000000000000" && $2 != "NULL") print $3 }' | sort | head -1)
+base=$(readelf -SW "$elf" | sed 's/^ *\[ *[0-9]*\] //' |
+	awk '$1 ~ /^\.(text|rodata|data|bss)/ { print $3 }' | sort | head -1)
 entry=$(nm "$elf" | awk '$3 == "rst_entry" { print $1 }')
 end=$(nm "$elf" | awk '$3 == "_end" { print $1 }')
 size=$(stat -c %s "$bin")

@@ -1,0 +1,691 @@
+/* libcryo.so's constructor and its checkpoint thread.
+ *
+ * Before main(), the constructor reads the environment set by cryo_launch,
+ * installs the park handler (threads.c), registers the process with the
+ * coordinator and starts one checkpoint thread, which from then on only
+ * answers the coordinator's barriers (coordinator/protocol.h):
+ *
+ *   SUSPEND  reserve memory, park every user thread
+ *   WRITE    save the resume point of this thread, then write the image
+ *            (to DIR/ckpt_<prog>_<upid>.cryo.tmp, or to a migration socket)
+ *   COMMIT   rename the image to its final name (or exit, after migration)
+ *   RESUME   release the threads (after an abort: drop the temporary image)
+ *
+ * After a restart the restorer resumes this thread inside checkpoint_write()
+ * with a return value of 1, in a new process: it waits for the user threads
+ * to check in, drops the restorer's mapping, restores signal actions,
+ * itimers and cwd, reconnects to the coordinator named by cryo_restart and
+ * waits for RESTART, REFILL and RESUME.
+ *
+ * From SUSPEND to RESUME the user threads are frozen at arbitrary points,
+ * maybe inside malloc: nothing here allocates in between (the image writer
+ * and every buffer are made ready before the threads are parked). */
+#define LOG_PREFIX ""
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "coordinator/protocol.h"
+#include "mtcp/ckpt.h"
+#include "mtcp/log.h"
+#include "mtcp/nolibc/fmt.h"
+#include "mtcp/nolibc/string.h"
+#include "mtcp/sys.h"
+#include "mtcp/util.h"
+#include "mtcp/wrap_signal.h"
+
+#define ACK_OK "CRYO-OK\n"
+#define ACK_LEN 8
+
+struct cryo_restart_info cryo_restart_info_g;
+
+/* Configuration, from the environment at start (and restart). */
+static struct sockaddr_storage coord_addr;
+static socklen_t coord_addrlen;
+static char ckpt_dir[COORD_PATH_MAX];
+static int exit_after;
+static char lm_dest[COORD_PATH_MAX];	/* "IP:PORT" from LM_DEST_IP/LM_DEST_PORT */
+static int compress_level = 1;
+static int fd_base = 1000;
+
+/* State of the computation, kept across restarts (it is in the image). */
+static uint64_t upid, comp_id;
+static uint32_t vpid;
+static uint32_t generation, nprocs;
+static struct image_process saved_proc;
+static char program[64];
+
+/* State of the current checkpoint. */
+static int coord_fd = -1;
+static struct image_writer *writer;
+static int parked;
+static int migrated_report;
+static uint64_t t_suspend_ns;	/* CLOCK_REALTIME */
+static char tmp_path[COORD_PATH_MAX], final_path[COORD_PATH_MAX];
+static union {
+	struct coord_barrier bar;
+	char raw[COORD_MSG_MAX];
+} msg;
+
+static void *map_anon(size_t len)
+{
+	long p = sys_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (sys_failed(p)) {
+		log_syserr((int)-p, "reserve %zu bytes", len);
+		return NULL;
+	}
+	return (void *)p;
+}
+
+void *ckpt_mem(size_t len)
+{
+	return map_anon(len);
+}
+
+void *ckpt_scratch(size_t len)
+{
+	void *p = map_anon(len);
+
+	if (p)
+		maps_exclude((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + ((len + 4095) & ~4095ul));
+	return p;
+}
+
+/* "IP:PORT" or "[IPv6]:PORT" to a socket address, without allocating. */
+static int parse_numeric(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128];
+	const char *colon = strrchr(s, ':');
+	long port;
+	size_t hl;
+
+	if (!colon || colon == s)
+		return -1;
+	hl = (size_t)(colon - s);
+	if (s[0] == '[' && hl >= 2 && s[hl - 1] == ']') {
+		s++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > 65535)
+		return -1;
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return 0;
+	}
+	return -1;
+}
+
+static int reserve_fd(int fd)
+{
+	int nfd;
+
+	if (fd < 0 || fd >= fd_base)
+		return fd;
+	nfd = util_move_fd(fd, fd_base);
+	return nfd < 0 ? fd : nfd;
+}
+
+/* Connects and registers. The fd, or -1 (logged). */
+static int coord_register(uint32_t flags)
+{
+	struct coord_hello_proc h;
+	struct coord_hdr hdr;
+	int fd;
+
+	fd = coord_connect(&coord_addr, coord_addrlen, 5000);
+	if (fd < 0) {
+		log_warn("no coordinator answers: %s; this process runs on but cannot be checkpointed",
+			 strerror(errno));
+		return -1;
+	}
+	fd = reserve_fd(fd);
+	memset(&h, 0, sizeof(h));
+	h.upid = upid;
+	h.comp_id = comp_id;
+	h.pid = vpid;
+	h.real_pid = (uint32_t)getpid();
+	h.ppid = (uint32_t)getppid();
+	h.flags = flags | (exit_after ? COORD_PROC_EXIT_AFTER : 0);
+	if (flags & COORD_PROC_RESTARTED) {
+		h.generation = generation;
+		h.nprocs = nprocs;
+	}
+	gethostname(h.host, sizeof(h.host) - 1);
+	nolibc_strlcpy(h.program, program, sizeof(h.program));
+	if (coord_send(fd, COORD_HELLO_PROC, &h, sizeof(h)) < 0 ||
+	    coord_recv(fd, &hdr, msg.raw, sizeof(msg.raw), 10000) != 1 || hdr.type != COORD_WELCOME ||
+	    hdr.len < sizeof(struct coord_welcome)) {
+		log_warn("the coordinator did not answer the registration: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	{
+		struct coord_welcome *w = (struct coord_welcome *)msg.raw;
+
+		if (w->status != COORD_OK) {
+			w->text[sizeof(w->text) - 1] = '\0';
+			log_err("the coordinator refused this process: %s", w->text);
+			close(fd);
+			errno = EPERM;
+			return -2;
+		}
+		comp_id = w->comp_id;
+		if (w->generation > generation)
+			generation = w->generation;
+	}
+	return fd;
+}
+
+static void send_done(struct coord_barrier_done *d)
+{
+	if (coord_fd >= 0 && coord_send(coord_fd, COORD_BARRIER_DONE, d, sizeof(*d)) < 0)
+		log_warn("lost the coordinator while answering %s", coord_phase_name(d->phase));
+}
+
+static void fail(struct coord_barrier_done *d, const char *why)
+{
+	d->status = 1;
+	nolibc_strlcpy(d->text, why, sizeof(d->text));
+}
+
+static int prepare(void)
+{
+	if (threads_prepare() < 0)
+		return -1;
+	if (!writer) {
+		writer = image_writer_new(compress_level);
+		if (!writer)
+			return -1;
+		/* This thread's stack, the library's data and the writer itself
+		 * change while they are written: copy each page as it is added, so
+		 * its checksum and its bytes agree. */
+		image_writer_set_live(writer, true);
+	}
+	return image_writer_prepare(writer);
+}
+
+static void fill_header(struct image_header *h, uint32_t flags, uint32_t nthreads, uint32_t nareas)
+{
+	struct utsname u;
+
+	memset(h, 0, sizeof(*h));
+	h->magic = IMAGE_MAGIC;
+	h->version = IMAGE_VERSION;
+	h->arch = IMAGE_ARCH_X86_64;
+	h->page_size = IMAGE_PAGE_SIZE;
+	h->flags = flags;
+	h->time_ns = t_suspend_ns;
+	h->nareas = nareas;
+	h->nthreads = nthreads;
+	h->generation = generation;
+	if (uname(&u) == 0) {
+		nolibc_strlcpy(h->kernel, u.release, sizeof(h->kernel));
+		nolibc_strlcpy(h->hostname, u.nodename, sizeof(h->hostname));
+	}
+	nolibc_snprintf(h->build, sizeof(h->build), "cryo %s", CRYO_VERSION);
+	nolibc_strlcpy(h->program, program, sizeof(h->program));
+}
+
+static int write_threads(struct image_writer *w, uint32_t *count)
+{
+	size_t n, i;
+	struct ckpt_slot *s = threads_slots(&n), *self = threads_self();
+
+	*count = 0;
+	for (i = 0; i <= n; i++) {
+		struct ckpt_slot *t = i < n ? &s[i] : self;
+
+		if (t->state != SLOT_SUSPENDED)
+			continue;
+		if (w) {
+			memcpy(t->rec.ctx, &t->ctx, sizeof(t->rec.ctx));
+			if (image_writer_record(w, IMAGE_REC_THREAD, &t->rec, sizeof(t->rec), NULL, 0) < 0)
+				return -1;
+		}
+		(*count)++;
+	}
+	return 0;
+}
+
+static int write_stream(int fd, uint32_t flags)
+{
+	size_t nareas;
+	uint32_t nthreads;
+	struct image_header h;
+	int i, nsig = ckpt_nsig < CKPT_SIGPOOL ? ckpt_nsig : CKPT_SIGPOOL;
+
+	if (maps_scan() < 0)
+		return -1;
+	maps_areas(&nareas);
+	write_threads(NULL, &nthreads);
+	fill_header(&h, flags, nthreads, (uint32_t)nareas);
+	saved_proc.nsiginfo = 0;
+	for (i = 0; i < nsig; i++)
+		if (ckpt_sigpool[i].signo)
+			saved_proc.nsiginfo++;
+	image_writer_begin(writer, fd);
+	if (image_writer_record(writer, IMAGE_REC_HEADER, &h, sizeof(h), NULL, 0) < 0 ||
+	    image_writer_record(writer, IMAGE_REC_PROCESS, &saved_proc, sizeof(saved_proc), NULL, 0) < 0 ||
+	    maps_write_areas(writer) < 0 || write_threads(writer, &nthreads) < 0)
+		return -1;
+	for (i = 0; i < nsig; i++)
+		if (ckpt_sigpool[i].signo &&
+		    image_writer_record(writer, IMAGE_REC_SIGINFO, &ckpt_sigpool[i], sizeof(ckpt_sigpool[i]),
+					NULL, 0) < 0)
+			return -1;
+	if (maps_write_pages(writer) < 0)
+		return -1;
+	return image_writer_finish(writer);
+}
+
+static int write_all(int fd, uint32_t flags)
+{
+	int ret = write_stream(fd, flags);
+
+	maps_done();
+	return ret;
+}
+
+/* Saves this thread's resume point, then writes. Returns 1 in the restarted
+ * process, 0 when written, -1 after logging. Not inlined: the saved context
+ * must stay valid while the image is written from deeper frames. */
+static __attribute__((noinline)) int checkpoint_write(int fd, uint32_t flags)
+{
+	if (sys_ctx_save(&threads_self()->ctx))
+		return 1;
+	return write_all(fd, flags) < 0 ? -1 : 0;
+}
+
+static int open_target_file(const char *dir, struct coord_barrier_done *d)
+{
+	int fd;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_perror("create checkpoint directory %s", dir);
+		fail(d, "cannot create the checkpoint directory");
+		return -1;
+	}
+	nolibc_snprintf(final_path, sizeof(final_path), "%s/ckpt_%s_%016llx%s", dir, program,
+			(unsigned long long)upid, IMAGE_SUFFIX);
+	nolibc_snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", final_path);
+	fd = (int)sys_open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (sys_failed(fd)) {
+		log_syserr(-fd, "create image %s", tmp_path);
+		fail(d, "cannot create the image file");
+		tmp_path[0] = '\0';
+		return -1;
+	}
+	return fd;
+}
+
+static int open_target_stream(const char *dest, struct coord_barrier_done *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	if (parse_numeric(dest, &ss, &len) < 0) {
+		log_err("migration destination %s is not a numeric IP:PORT", dest);
+		fail(d, "bad migration destination");
+		return -1;
+	}
+	fd = coord_connect(&ss, len, 10000);
+	if (fd < 0) {
+		log_err("cannot reach the migration destination %s: %s", dest, strerror(errno));
+		fail(d, "migration destination unreachable");
+		return -1;
+	}
+	nolibc_snprintf(final_path, sizeof(final_path), "%s", dest);
+	return fd;
+}
+
+/* Waits for the destination's verdict on a streamed image. */
+static int await_ack(int fd, struct coord_barrier_done *d)
+{
+	char ack[ACK_LEN];
+	struct timeval tv = { 300, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	shutdown(fd, SHUT_WR);
+	if (util_read_all(fd, ack, ACK_LEN) != ACK_LEN || memcmp(ack, ACK_OK, ACK_LEN)) {
+		log_err("the migration destination did not confirm the image");
+		fail(d, "migration destination did not confirm the image");
+		return -1;
+	}
+	return 0;
+}
+
+static void restarted(void);
+
+/* WRITE: returns 1 if this is now the restarted process. */
+static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
+{
+	int stream = (b->flags & COORD_BAR_MIGRATE) || lm_dest[0];
+	const char *dest = (b->flags & COORD_BAR_MIGRATE) ? b->text : lm_dest;
+	uint64_t t0 = util_now_ns(CLOCK_MONOTONIC);
+	uint32_t flags = 0;
+	int fd, r;
+
+	generation = b->generation;
+	nprocs = b->nprocs;
+	tmp_path[0] = '\0';
+	if (proc_save(&saved_proc) < 0) {
+		fail(d, "cannot read the process state");
+		return 0;
+	}
+	saved_proc.upid = upid;
+	saved_proc.comp_id = comp_id;
+	saved_proc.pid = vpid;
+	saved_proc.ppid = (uint32_t)getppid();
+	saved_proc.restart_info = (uint64_t)(uintptr_t)&cryo_restart_info_g;
+	if (stream) {
+		fd = open_target_stream(dest, d);
+		flags |= IMAGE_HDR_STREAM;
+	} else {
+		fd = open_target_file(ckpt_dir[0] ? ckpt_dir : b->text, d);
+	}
+	if (fd < 0)
+		return 0;
+	if (exit_after || (b->flags & COORD_BAR_EXIT_AFTER))
+		flags |= IMAGE_HDR_EXIT_AFTER;
+	r = checkpoint_write(fd, flags);
+	if (r == 1)
+		return 1;
+	if (r == 0 && stream)
+		r = await_ack(fd, d);
+	close(fd);
+	if (r < 0) {
+		if (!d->status)
+			fail(d, stream ? "streaming the image failed" : "writing the image failed");
+		if (tmp_path[0])
+			unlink(tmp_path);
+		tmp_path[0] = '\0';
+		return 0;
+	}
+	d->bytes = image_writer_bytes(writer);
+	d->ns = util_now_ns(CLOCK_MONOTONIC) - t0;
+	nolibc_strlcpy(d->text, final_path, sizeof(d->text));
+	log_info("image %s: %llu bytes in %llu ms", final_path, (unsigned long long)d->bytes,
+		 (unsigned long long)(d->ns / 1000000));
+	return 0;
+}
+
+static void release(void)
+{
+	if (parked) {
+		threads_resume();
+		parked = 0;
+	}
+}
+
+static void send_report(void)
+{
+	struct coord_report rep;
+	uint64_t now = util_now_ns(CLOCK_REALTIME), t0 = cryo_restart_info_g.t_src_suspend_ns;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.total_ns = now > t0 ? now - t0 : 0;
+	rep.downtime_ns = rep.total_ns;
+	rep.bytes = cryo_restart_info_g.stream_bytes;
+	rep.pid = (uint32_t)getpid();
+	log_info("migration: downtime %llu ms, %llu bytes", (unsigned long long)(rep.downtime_ns / 1000000),
+		 (unsigned long long)rep.bytes);
+	if (coord_fd >= 0)
+		coord_send(coord_fd, COORD_REPORT, &rep, sizeof(rep));
+}
+
+static void on_barrier(const struct coord_barrier *b)
+{
+	struct coord_barrier_done d;
+
+	memset(&d, 0, sizeof(d));
+	d.phase = b->phase;
+	d.generation = b->generation;
+	switch (b->phase) {
+	case COORD_PH_SUSPEND:
+		if (prepare() < 0) {
+			fail(&d, "cannot reserve memory for the checkpoint");
+			break;
+		}
+		t_suspend_ns = util_now_ns(CLOCK_REALTIME);
+		parked = 1;	/* even partly: RESUME must release whoever parked */
+		if (threads_suspend() < 0)
+			fail(&d, "cannot suspend the threads");
+		break;
+	case COORD_PH_WRITE:
+		if (on_write(b, &d) == 1) {
+			restarted();
+			return;
+		}
+		break;
+	case COORD_PH_COMMIT:
+		if (tmp_path[0] && rename(tmp_path, final_path) < 0) {
+			log_perror("rename %s to %s", tmp_path, final_path);
+			fail(&d, "cannot rename the image");
+			break;
+		}
+		tmp_path[0] = '\0';
+		if (exit_after || (b->flags & COORD_BAR_EXIT_AFTER)) {
+			d.flags |= COORD_DONE_EXITING;
+			send_done(&d);
+			log_info("image complete; exiting as asked");
+			sys_exit_group(0);
+		}
+		break;
+	case COORD_PH_RESUME:
+		if ((b->flags & COORD_BAR_ABORT) && tmp_path[0]) {
+			unlink(tmp_path);
+			tmp_path[0] = '\0';
+		}
+		release();
+		send_done(&d);
+		if (migrated_report) {
+			migrated_report = 0;
+			send_report();
+		}
+		return;
+	default:	/* ELECT, DRAIN, REFILL, RESTART: nothing to do without plugins yet */
+		break;
+	}
+	send_done(&d);
+}
+
+static void lost_coordinator(void)
+{
+	log_warn("lost the coordinator; this process runs on but cannot be checkpointed");
+	if (coord_fd >= 0)
+		close(coord_fd);
+	coord_fd = -1;
+	if (tmp_path[0])
+		unlink(tmp_path);
+	tmp_path[0] = '\0';
+	release();
+}
+
+static void *ckpt_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct coord_hdr hdr;
+		int r;
+
+		if (coord_fd < 0) {
+			pause();
+			continue;
+		}
+		r = coord_recv(coord_fd, &hdr, msg.raw, sizeof(msg.raw), -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			lost_coordinator();
+			continue;
+		}
+		switch (hdr.type) {
+		case COORD_BARRIER:
+			if (hdr.len >= sizeof(struct coord_barrier)) {
+				msg.bar.text[sizeof(msg.bar.text) - 1] = '\0';
+				on_barrier(&msg.bar);
+			}
+			break;
+		case COORD_KILL:
+			log_info("killed by the coordinator");
+			kill(getpid(), SIGKILL);
+			break;
+		default:
+			log_debug("ignoring message type %u", hdr.type);
+		}
+	}
+	return NULL;
+}
+
+/* The restart path, on the checkpoint thread of the new process. */
+static void restarted(void)
+{
+	struct cryo_restart_info *ri = &cryo_restart_info_g;
+	char addr[300];
+	int fd;
+
+	threads_wait_restarted();
+	if (ri->blob_len)
+		munmap((void *)(uintptr_t)ri->blob_start, ri->blob_len);
+	if (ri->log_level >= 0)
+		log_level_cur = ri->log_level;
+	fd = ri->log_file[0] ? open(ri->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
+			     : fcntl(2, F_DUPFD_CLOEXEC, fd_base);
+	log_setup(log_level_cur, fd >= 0 ? reserve_fd(fd) : 2);
+	log_info("restarted from generation %u as pid %d", generation, getpid());
+	proc_restore(&saved_proc);
+	/* The next checkpoint of a restarted process goes to a file as usual. */
+	exit_after = 0;
+	lm_dest[0] = '\0';
+	tmp_path[0] = '\0';
+	coord_fd = -1;
+	parked = 1;
+	migrated_report = (ri->flags & CRYO_RESTART_F_MIGRATED) != 0;
+	nolibc_snprintf(addr, sizeof(addr), "%s:%d", ri->coord_host, ri->coord_port);
+	if (parse_numeric(addr, &coord_addr, &coord_addrlen) < 0) {
+		log_warn("bad coordinator address %s from cryo_restart", addr);
+	} else {
+		fd = coord_register(COORD_PROC_RESTARTED);
+		if (fd == -2)
+			sys_exit_group(1);
+		coord_fd = fd;
+	}
+	if (coord_fd < 0) {
+		release();
+		if (migrated_report)
+			send_report();
+	}
+	/* RESTART, REFILL and RESUME come through the main loop. */
+}
+
+static void after_fork_child(void)
+{
+	/* The child has no checkpoint thread: it runs outside the computation
+	 * (forked children join it in a later version). Its copy of the
+	 * coordinator socket must not confuse the coordinator. */
+	if (coord_fd >= 0)
+		close(coord_fd);
+	coord_fd = -1;
+}
+
+static void read_config(void)
+{
+	const char *e;
+	char host[256];
+	int port;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > CKPT_FD_RESERVE * 2 &&
+	    rl.rlim_cur != RLIM_INFINITY)
+		fd_base = (int)rl.rlim_cur - CKPT_FD_RESERVE;
+	coord_default_addr(host, sizeof(host), &port);
+	if (coord_resolve(host, port, &coord_addr, &coord_addrlen) < 0)
+		coord_addrlen = 0;
+	e = getenv("CRYO_CKPT_DIR");
+	if (e && *e)
+		nolibc_strlcpy(ckpt_dir, e, sizeof(ckpt_dir));
+	e = getenv("CRYO_EXIT_AFTER_CKPT");
+	exit_after = e && *e == '1';
+	e = getenv("LM_DEST_PORT");
+	if (e && *e) {
+		const char *ip = getenv("LM_DEST_IP");
+
+		nolibc_snprintf(lm_dest, sizeof(lm_dest), "%s:%s", ip && *ip ? ip : "127.0.0.1", e);
+	}
+	e = getenv("CRYO_COMPRESS");
+	if (e && *e)
+		compress_level = atoi(e);
+	nolibc_strlcpy(program, program_invocation_short_name, sizeof(program));
+	for (char *p = program; *p; p++)
+		if (*p == '/' || *p == ' ')
+			*p = '_';
+}
+
+__attribute__((constructor)) static void cryo_init(void)
+{
+	const char *e = getenv("CRYO_DISABLE");
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+	int fd;
+
+	if (e && *e == '1')
+		return;
+	log_init();
+	log_set_ident("libcryo");
+	read_config();
+	if (log_fd() != 2)
+		log_setup(log_level_cur, reserve_fd(log_fd()));
+	vpid = (uint32_t)getpid();
+	if (getrandom(&upid, sizeof(upid), 0) != sizeof(upid))
+		upid = ((uint64_t)getpid() << 32) ^ util_now_ns(CLOCK_REALTIME);
+	if (threads_init() < 0 || !coord_addrlen)
+		return;
+	fd = coord_register(0);
+	if (fd < 0)
+		return;
+	coord_fd = fd;
+	pthread_atfork(NULL, NULL, after_fork_child);
+	sigfillset(&all);
+	real_pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, ckpt_main, NULL) != 0) {
+		log_err("cannot start the checkpoint thread");
+		close(coord_fd);
+		coord_fd = -1;
+	}
+	pthread_attr_destroy(&attr);
+	real_pthread_sigmask(SIG_SETMASK, &old, NULL);
+}

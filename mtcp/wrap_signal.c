@@ -1,0 +1,219 @@
+/* libc wrappers that keep the checkpoint signal working whatever the
+ * application does with signals: it can neither install a handler for it,
+ * nor block it, nor wait for it (each call sees a copy of the mask or set
+ * with the checkpoint signal removed), and its own view of that signal's
+ * action is kept in a shadow. They also translate thread ids for
+ * pthread_kill and pthread_sigqueue after a restart, when glibc's cached
+ * tid of another thread is the virtual one from the first run.
+ *
+ * Each wrapper may run before the library's constructor (another
+ * library's constructor can call it), so the real functions are resolved
+ * lazily. */
+#define LOG_PREFIX "signal: "
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+#include "mtcp/ckpt.h"
+#include "mtcp/log.h"
+#include "mtcp/sys.h"
+#include "mtcp/wrap_signal.h"
+
+int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
+static sighandler_t (*real_signal)(int, sighandler_t);
+static int (*real_sigsuspend)(const sigset_t *);
+static int (*real_sigwait)(const sigset_t *, int *);
+static int (*real_sigwaitinfo)(const sigset_t *, siginfo_t *);
+static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
+static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+static int (*real_pthread_kill)(pthread_t, int);
+static int (*real_pthread_sigqueue)(pthread_t, int, const union sigval);
+
+/* What the application believes is installed for the checkpoint signal. */
+static struct sigaction shadow;
+
+#define RESOLVE(name) \
+	do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
+
+void wrap_signal_init(void)
+{
+	RESOLVE(sigaction);
+	RESOLVE(pthread_sigmask);
+	RESOLVE(sigprocmask);
+	RESOLVE(signal);
+	RESOLVE(sigsuspend);
+	RESOLVE(sigwait);
+	RESOLVE(sigwaitinfo);
+	RESOLVE(sigtimedwait);
+	RESOLVE(ppoll);
+	RESOLVE(pselect);
+	RESOLVE(pthread_kill);
+	RESOLVE(pthread_sigqueue);
+}
+
+static int is_ckpt(int sig)
+{
+	return ckpt_signal && sig == ckpt_signal;
+}
+
+/* A copy of set without the checkpoint signal (NULL stays NULL). */
+static const sigset_t *filtered(const sigset_t *set, sigset_t *copy)
+{
+	if (!set || !ckpt_signal || !sigismember(set, ckpt_signal))
+		return set;
+	*copy = *set;
+	sigdelset(copy, ckpt_signal);
+	return copy;
+}
+
+CRYO_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	struct sigaction copy;
+
+	wrap_signal_init();
+	if (is_ckpt(sig)) {
+		if (old)
+			*old = shadow;
+		if (act)
+			shadow = *act;
+		return 0;
+	}
+	if (act && ckpt_signal && sigismember(&act->sa_mask, ckpt_signal)) {
+		copy = *act;
+		sigdelset(&copy.sa_mask, ckpt_signal);
+		act = &copy;
+	}
+	return real_sigaction(sig, act, old);
+}
+
+CRYO_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	sighandler_t prev;
+
+	wrap_signal_init();
+	if (is_ckpt(sig)) {
+		prev = shadow.sa_handler;
+		shadow.sa_handler = handler;
+		return prev;
+	}
+	return real_signal(sig, handler);
+}
+
+CRYO_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_sigprocmask(how, how == SIG_UNBLOCK ? set : filtered(set, &copy), old);
+}
+
+CRYO_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_pthread_sigmask(how, how == SIG_UNBLOCK ? set : filtered(set, &copy), old);
+}
+
+CRYO_EXPORT int sigsuspend(const sigset_t *mask)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_sigsuspend(filtered(mask, &copy));
+}
+
+CRYO_EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_sigwait(filtered(set, &copy), sig);
+}
+
+CRYO_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_sigwaitinfo(filtered(set, &copy), info);
+}
+
+CRYO_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_sigtimedwait(filtered(set, &copy), info, ts);
+}
+
+CRYO_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_ppoll(fds, n, ts, filtered(mask, &copy));
+}
+
+CRYO_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
+			const sigset_t *mask)
+{
+	sigset_t copy;
+
+	wrap_signal_init();
+	return real_pselect(n, r, w, e, ts, filtered(mask, &copy));
+}
+
+/* The kernel tid of another thread, when it differs from glibc's cached one. */
+static pid_t translated_tid(pthread_t th)
+{
+	pid_t vtid, tid;
+
+	if (threads_tid_offset < 0 || pthread_equal(th, pthread_self()))
+		return 0;
+	vtid = *(volatile pid_t *)((char *)th + threads_tid_offset);
+	if (vtid <= 0)
+		return 0;
+	tid = threads_real_tid(vtid);
+	return tid != vtid ? tid : 0;
+}
+
+CRYO_EXPORT int pthread_kill(pthread_t th, int sig)
+{
+	pid_t tid;
+	long r;
+
+	wrap_signal_init();
+	tid = translated_tid(th);
+	if (!tid)
+		return real_pthread_kill(th, sig);
+	r = sys_tgkill((int)sys_getpid(), tid, sig);
+	return sys_failed(r) ? (int)-r : 0;
+}
+
+CRYO_EXPORT int pthread_sigqueue(pthread_t th, int sig, const union sigval value)
+{
+	siginfo_t info;
+	pid_t tid;
+	long r;
+
+	wrap_signal_init();
+	tid = translated_tid(th);
+	if (!tid)
+		return real_pthread_sigqueue(th, sig, value);
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = SI_QUEUE;
+	info.si_pid = getpid();
+	info.si_uid = getuid();
+	info.si_value = value;
+	r = sys_rt_tgsigqueueinfo((int)sys_getpid(), tid, sig, &info);
+	return sys_failed(r) ? (int)-r : 0;
+}

@@ -1,0 +1,52 @@
+/* Reading an image into a staging area and handing it to the restorer.
+ * Hosted code inside cryo_restart. */
+#ifndef CRYO_RESTART_LOADER_H
+#define CRYO_RESTART_LOADER_H
+#include <stddef.h>
+#include <stdint.h>
+#include "mtcp/image.h"
+
+struct loaded_area {
+	struct image_area a;
+	char *path;		/* malloc'd, NUL-terminated */
+	uint64_t stage_off;	/* offset in the arena, if staged */
+	int staged;
+	struct image_run *runs;	/* pages received (copy kinds), malloc'd */
+	size_t nruns, cap;
+};
+
+struct loaded_image {
+	const char *name;
+	struct image_header hdr;
+	struct image_process proc;
+	struct loaded_area *areas;
+	size_t nareas;
+	struct image_thread *threads;
+	size_t nthreads;
+	char *arena;		/* staging arena (MAP_NORESERVE), NULL if empty */
+	size_t arena_len;
+	uint64_t bytes;		/* stream bytes read */
+	uint64_t pages;
+};
+
+/* What the restarted process needs to know besides the image. */
+struct loader_opts {
+	char coord_host[256];	/* numeric */
+	int coord_port;
+	int log_level;		/* -1: keep the image's */
+	const char *log_file;	/* NULL: stderr */
+	int migrated;
+	uint64_t t_restart_ns;	/* CLOCK_REALTIME when cryo_restart started */
+	int ack_fd;		/* migration socket to confirm on, or -1 */
+};
+
+/* Reads a whole image from fd, verifying every record and the trailer, and
+ * stages its pages in memory placed clear of every saved area. 0, or -1
+ * after logging one line (nothing of the process is touched). */
+int loader_read(int fd, const char *name, struct loaded_image *img);
+/* Checks the image can be restored here (vDSO layout, files unchanged),
+ * loads the restorer and jumps to it. Returns only on failure (-1, logged). */
+int loader_exec(struct loaded_image *img, const struct loader_opts *opts);
+void loader_free(struct loaded_image *img);
+
+#endif /* CRYO_RESTART_LOADER_H */

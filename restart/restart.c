@@ -1,0 +1,204 @@
+/* cryo_restart: bring a checkpointed process back.
+ *
+ *   cryo_restart [--coord HOST[:PORT]] [--ready-file F] [--timeout S] IMAGE
+ *   LM_DEST_PORT=P [LM_DEST_IP=A] cryo_restart   (wait for a migrating process)
+ *
+ * Reads and verifies the image (restart/loader.c), finds or starts the
+ * coordinator the restarted process will join, and hands over to the
+ * restorer: on success this process becomes the checkpointed one. */
+#define LOG_PREFIX ""
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "coordinator/protocol.h"
+#include "mtcp/log.h"
+#include "mtcp/util.h"
+#include "restart/loader.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cryo_restart [--coord HOST[:PORT]] [--ready-file FILE] [--timeout SECS] IMAGE\n"
+		   "       LM_DEST_PORT=PORT [LM_DEST_IP=ADDR] cryo_restart [options]\n"
+		   "Restarts a checkpointed process from IMAGE, or waits on PORT for a process\n"
+		   "migrating with cryo_command --migrate or LM_DEST_PORT on the source.\n"
+		   "  --coord HOST[:PORT]  coordinator the process joins (started if none answers here)\n"
+		   "  --ready-file FILE    when listening, create FILE once the port is open\n"
+		   "  --timeout SECS       when listening, give up after SECS without a source\n"
+		   "  --help, --version\n");
+}
+
+/* Listens for one migration stream; returns the connected socket or -1. */
+static int accept_stream(const char *ip, const char *port_s, const char *ready, int timeout_s)
+{
+	struct addrinfo hints, *res = NULL;
+	struct pollfd pfd;
+	int ls, fd = -1, one = 1, r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	r = getaddrinfo(ip && *ip ? ip : NULL, port_s, &hints, &res);
+	if (r) {
+		log_err("bad listening address %s:%s: %s", ip ? ip : "*", port_s, gai_strerror(r));
+		return -1;
+	}
+	ls = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ls < 0) {
+		log_perror("socket");
+		freeaddrinfo(res);
+		return -1;
+	}
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(ls, res->ai_addr, res->ai_addrlen) < 0 || listen(ls, 1) < 0) {
+		log_perror("listen on port %s", port_s);
+		goto out;
+	}
+	log_info("waiting for a migrating process on port %s", port_s);
+	if (ready) {
+		int rf = open(ready, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (rf < 0) {
+			log_perror("create %s", ready);
+			goto out;
+		}
+		close(rf);
+	}
+	pfd.fd = ls;
+	pfd.events = POLLIN;
+	do
+		r = poll(&pfd, 1, timeout_s > 0 ? timeout_s * 1000 : -1);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		log_err("no migrating process arrived on port %s within %d s", port_s, timeout_s);
+		goto out;
+	}
+	fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		log_perror("accept on port %s", port_s);
+out:
+	close(ls);
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int coordinator_address(const char *spec, struct loader_opts *o)
+{
+	char host[256], dir[4096];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int port;
+
+	coord_default_addr(host, sizeof(host), &port);
+	if (spec && coord_parse_addr(spec, host, sizeof(host), &port) < 0) {
+		log_err("bad coordinator address %s (expected HOST[:PORT])", spec);
+		return -1;
+	}
+	if (util_self_dir(dir, sizeof(dir)) < 0 || coord_ensure(host, port, dir) < 0)
+		return -1;
+	if (coord_resolve(host, port, &ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, o->coord_host, sizeof(o->coord_host));
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, o->coord_host, sizeof(o->coord_host));
+	o->coord_port = port;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "coord", required_argument, NULL, 'c' },
+		{ "ready-file", required_argument, NULL, 'r' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *coord = NULL, *ready = NULL, *lm_port = getenv("LM_DEST_PORT"), *name;
+	struct loader_opts o;
+	struct loaded_image img;
+	uint64_t secs;
+	int c, fd, timeout_s = 0;
+
+	log_set_ident("cryo_restart");
+	log_init();
+	memset(&o, 0, sizeof(o));
+	o.t_restart_ns = util_now_ns(CLOCK_REALTIME);
+	o.ack_fd = -1;
+	o.log_level = getenv("CRYO_LOG") ? log_level_cur : -1;
+	o.log_file = getenv("CRYO_LOG_FILE");
+	while ((c = getopt_long(argc, argv, "+c:r:t:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			coord = optarg;
+			break;
+		case 'r':
+			ready = optarg;
+			break;
+		case 't':
+			if (util_parse_u64(optarg, &secs) < 0 || secs > 86400 * 365) {
+				log_err("bad --timeout %s (seconds expected)", optarg);
+				return 2;
+			}
+			timeout_s = (int)secs;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("cryo_restart %s\n", CRYO_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind == argc && !(lm_port && *lm_port)) {
+		log_err("no image given (and LM_DEST_PORT is not set to wait for a migration)");
+		usage(stderr);
+		return 2;
+	}
+	if (argc - optind > 1) {
+		log_err("%d images given: restarting a computation of several processes is not supported yet",
+			argc - optind);
+		return 2;
+	}
+	if (optind < argc) {
+		name = argv[optind];
+		fd = open(name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			log_perror("open image %s", name);
+			return 1;
+		}
+	} else {
+		name = "migration stream";
+		fd = accept_stream(getenv("LM_DEST_IP"), lm_port, ready, timeout_s);
+		if (fd < 0)
+			return 1;
+		o.migrated = 1;
+		o.ack_fd = fd;
+	}
+	if (loader_read(fd, name, &img) < 0)
+		goto fail;
+	if (coordinator_address(coord, &o) < 0)
+		goto fail;
+	loader_exec(&img, &o);	/* returns only on failure */
+	loader_free(&img);
+fail:
+	if (o.migrated)
+		(void)!write(fd, "CRYO-NO\n", 8);
+	close(fd);
+	return 1;
+}
