@@ -230,7 +230,8 @@ struct image_writer;
 struct image_writer *image_writer_new(int level);
 void image_writer_free(struct image_writer *w);
 /* Re-arms the SHA-256 context (may allocate inside OpenSSL: call it before
- * the threads are frozen). */
+ * the threads are frozen). image_writer_new() arms the first stream; each
+ * later stream (and one after a failure) needs this call first. */
 int image_writer_prepare(struct image_writer *w);
 /* Starts a stream on fd (a file or a connected socket; not closed by the
  * writer). The first record should be HEADER. */
@@ -240,9 +241,16 @@ int image_writer_record(struct image_writer *w, uint32_t type, const void *a, si
 			const void *b, size_t blen);
 /* Adds npages pages at addr (page index first in area `area`) to the current
  * PAGES chunk; whole chunks are emitted as they fill. Runs must be added in
- * increasing order within an area; a new area flushes the chunk. */
+ * increasing order within an area; a new area flushes the chunk. The pages
+ * are not copied: the memory must stay readable and unchanged until its
+ * chunk is written (the next call for another area, image_writer_record()
+ * or image_writer_finish()), unless image_writer_set_live() was set. */
 int image_writer_pages(struct image_writer *w, uint32_t area, uint64_t first, const void *addr,
 		       uint64_t npages);
+/* live: pages may change or be reused after image_writer_pages() returns
+ * (pre-copy while the application runs, bounce buffers), so each page is
+ * copied into the writer when added. Default false. Never allocates. */
+void image_writer_set_live(struct image_writer *w, bool live);
 /* Flushes the last chunk and writes the TRAILER. */
 int image_writer_finish(struct image_writer *w);
 /* Bytes written to the stream so far, and pages stored. */

@@ -1,0 +1,510 @@
+/* The image writer: turns the engine's records and pages into the framed
+ * byte stream of mtcp/image.h, on a file, a pipe or a socket.
+ *
+ * Called by the checkpoint thread of libcryo.so while the application's
+ * threads are frozen, maybe holding the malloc lock, so everything is
+ * reserved in image_writer_new() and image_writer_prepare(): the chunk
+ * buffers, a zstd context living in a fixed workspace sized for the level
+ * and for chunks of IMAGE_CHUNK_MAX bytes (zstd never allocates in it), and
+ * the SHA-256 context (EVP; Update and Final do not allocate). From
+ * image_writer_begin() on, the writer makes only write(2)/sendmsg(2) calls.
+ *
+ * Page data is cut into PAGES chunks of at most IMAGE_CHUNK_MAX decoded
+ * bytes. Consecutive pages merge into one run; a chunk is written when it
+ * is full, when the area changes, or when any other record or the trailer
+ * comes. Uncompressed chunks are not copied: the CRC is computed over the
+ * caller's memory and one writev() sends the record header, the
+ * struct image_pages, the runs and the page memory in place. A compressed
+ * chunk that does not shrink is stored raw.
+ *
+ * Every record's header and payload also go into the running SHA-256, which
+ * the trailer carries. The first failing write is logged once; from then on
+ * every call returns -1 without writing or logging. */
+#define LOG_PREFIX "image: "
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>
+#include <openssl/evp.h>
+#include "mtcp/image.h"
+#include "mtcp/image-priv.h"
+#include "mtcp/log.h"
+
+#define W_PAGES_HEAD_MAX \
+	(sizeof(struct image_pages) + IMAGE_PAGES_MAX_RUNS * sizeof(struct image_run))
+
+enum w_state {
+	W_READY,	/* made or prepared: image_writer_begin() may come */
+	W_OPEN,		/* a stream is being written */
+	W_DONE,		/* the trailer is out; image_writer_prepare() re-arms */
+	W_FAILED,	/* logged once; everything fails until re-armed */
+};
+
+/* The bytes before a PAGES record's data, contiguous so that one iovec
+ * carries them and one CRC pass covers the struct and the runs. */
+struct w_pages_head {
+	struct image_rec_hdr rh;
+	struct image_pages pg;
+	struct image_run runs[IMAGE_PAGES_MAX_RUNS];
+};
+_Static_assert(offsetof(struct w_pages_head, pg) == sizeof(struct image_rec_hdr), "padding");
+_Static_assert(offsetof(struct w_pages_head, runs) ==
+	       sizeof(struct image_rec_hdr) + sizeof(struct image_pages), "padding");
+
+struct image_writer {
+	enum w_state state;
+	int fd;
+	bool sock;		/* fd is a socket: sendmsg(MSG_NOSIGNAL), no SIGPIPE */
+	bool live;		/* copy pages when added (image_writer_set_live) */
+	bool warned_zstd;
+	int level;		/* zstd level, 0: raw */
+	uint64_t bytes, records, pages;
+
+	EVP_MD *md;
+	EVP_MD_CTX *sha;
+	void *zwork;		/* the zstd context lives here */
+	ZSTD_CCtx *cctx;
+	uint8_t *stage;		/* IMAGE_CHUNK_MAX: live copies, gathered runs */
+	uint8_t *zout;
+	size_t zout_cap;
+
+	/* The chunk being built: runs in head.runs, data in iov[1..niov]. */
+	uint32_t area, nruns, niov, chunk_pages;
+	/* The end of the last run added, for the ordering check. */
+	uint32_t last_area;
+	uint64_t last_end;
+	bool have_last;
+	struct w_pages_head head;
+	struct iovec iov[IMAGE_PAGES_MAX_RUNS + 1];
+};
+
+static void *w_alloc(size_t n, const char *what)
+{
+	void *p = malloc(n);
+
+	if (!p)
+		log_err("cannot allocate %zu bytes for the image writer's %s", n, what);
+	return p;
+}
+
+/* Reserves a zstd context that compresses IMAGE_CHUNK_MAX bytes at `level`
+ * without ever allocating. */
+static int w_zstd_init(struct image_writer *w)
+{
+	ZSTD_compressionParameters cp;
+	size_t need, r;
+
+	if (w->level > ZSTD_maxCLevel())
+		w->level = ZSTD_maxCLevel();
+	if (w->level < ZSTD_minCLevel())
+		w->level = ZSTD_minCLevel();
+	cp = ZSTD_getCParams(w->level, IMAGE_CHUNK_MAX, 0);
+	need = ZSTD_estimateCCtxSize_usingCParams(cp);
+	w->zwork = w_alloc(need, "zstd workspace");
+	if (!w->zwork)
+		return -1;
+	w->cctx = ZSTD_initStaticCCtx(w->zwork, need);
+	if (!w->cctx) {
+		log_err("zstd refused a %zu-byte static context for level %d", need, w->level);
+		return -1;
+	}
+	/* The level first, then the parameters it implies for 1 MiB inputs,
+	 * which override the ones the level would pick for unknown sizes. */
+	r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setCParams(w->cctx, cp);
+	/* A static context starts with every flag clear: ask for the frame
+	 * content size explicitly (the reader checks it before decoding). */
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 0);
+	if (ZSTD_isError(r)) {
+		log_err("zstd level %d: %s", w->level, ZSTD_getErrorName(r));
+		return -1;
+	}
+	w->zout_cap = ZSTD_compressBound(IMAGE_CHUNK_MAX);
+	w->zout = w_alloc(w->zout_cap, "compression buffer");
+	return w->zout ? 0 : -1;
+}
+
+struct image_writer *image_writer_new(int level)
+{
+	struct image_writer *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		log_err("cannot allocate the image writer");
+		return NULL;
+	}
+	w->fd = -1;
+	w->level = level;
+	w->stage = w_alloc(IMAGE_CHUNK_MAX, "chunk buffer");
+	if (!w->stage)
+		goto err;
+	if (level && w_zstd_init(w) < 0)
+		goto err;
+	w->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	w->sha = EVP_MD_CTX_new();
+	if (!w->md || !w->sha) {
+		log_err("OpenSSL has no SHA-256 for the image writer");
+		goto err;
+	}
+	if (image_writer_prepare(w) < 0)
+		goto err;
+	return w;
+err:
+	image_writer_free(w);
+	return NULL;
+}
+
+void image_writer_free(struct image_writer *w)
+{
+	if (!w)
+		return;
+	EVP_MD_CTX_free(w->sha);
+	EVP_MD_free(w->md);
+	free(w->zout);
+	free(w->zwork);
+	free(w->stage);
+	free(w);
+}
+
+int image_writer_prepare(struct image_writer *w)
+{
+	if (!EVP_DigestInit_ex(w->sha, w->md, NULL)) {
+		log_err("cannot start a SHA-256 digest for the image");
+		w->state = W_FAILED;
+		return -1;
+	}
+	w->state = W_READY;
+	return 0;
+}
+
+void image_writer_set_live(struct image_writer *w, bool live)
+{
+	w->live = live;
+}
+
+static void w_chunk_reset(struct image_writer *w)
+{
+	w->nruns = 0;
+	w->niov = 0;
+	w->chunk_pages = 0;
+}
+
+void image_writer_begin(struct image_writer *w, int fd)
+{
+	struct stat st;
+
+	if (w->state != W_READY) {
+		log_err("image writer started without image_writer_prepare()");
+		w->state = W_FAILED;
+		return;
+	}
+	if (fstat(fd, &st) < 0) {
+		log_perror("fstat image fd %d", fd);
+		w->state = W_FAILED;
+		return;
+	}
+	w->fd = fd;
+	w->sock = S_ISSOCK(st.st_mode);
+	w->bytes = w->records = w->pages = 0;
+	w->have_last = false;
+	w_chunk_reset(w);
+	w->state = W_OPEN;
+}
+
+/* 0 if records may be written now; -1 (logging only misuse, not a stream
+ * that already failed) otherwise. */
+static int w_usable(struct image_writer *w)
+{
+	if (w->state == W_OPEN)
+		return 0;
+	if (w->state != W_FAILED)
+		log_err("image writer used %s", w->state == W_DONE ? "after image_writer_finish()"
+								  : "before image_writer_begin()");
+	w->state = W_FAILED;
+	return -1;
+}
+
+static int w_fail(struct image_writer *w)
+{
+	w->state = W_FAILED;
+	return -1;
+}
+
+/* Writes every byte of iov[0..n) (modifying the array), retrying short
+ * writes and EINTR. */
+static int w_writev(struct image_writer *w, struct iovec *iov, int n, size_t total)
+{
+	uint64_t at = w->bytes;
+
+	while (n) {
+		ssize_t r;
+
+		if (w->sock) {
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+			r = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
+		} else {
+			r = writev(w->fd, iov, n);
+		}
+		if (r < 0) {
+			struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
+
+			if (errno == EINTR)
+				continue;
+			/* A non-blocking fd (a migration socket may be one):
+			 * wait until it drains instead of failing. */
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    (poll(&pfd, 1, -1) >= 0 || errno == EINTR))
+				continue;
+			log_perror("write %zu bytes of the image at byte %llu", total,
+				   (unsigned long long)at);
+			return w_fail(w);
+		}
+		at += (uint64_t)r;
+		while (n && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* Hashes and writes one record whose header is iov[0]. */
+static int w_emit(struct image_writer *w, struct iovec *iov, int n, bool hash)
+{
+	size_t total = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (hash && iov[i].iov_len &&
+		    !EVP_DigestUpdate(w->sha, iov[i].iov_base, iov[i].iov_len)) {
+			log_err("SHA-256 of the image failed");
+			return w_fail(w);
+		}
+		total += iov[i].iov_len;
+	}
+	if (w_writev(w, iov, n, total) < 0)
+		return -1;
+	w->bytes += total;
+	return 0;
+}
+
+static int w_flush(struct image_writer *w)
+{
+	struct w_pages_head *h = &w->head;
+	size_t raw_len = (size_t)w->chunk_pages * IMAGE_PAGE_SIZE, head_len;
+	struct iovec *data = &w->iov[1];
+	uint32_t ndata = w->niov, crc, i;
+
+	if (!w->chunk_pages)
+		return 0;
+	h->pg = (struct image_pages){ .area = w->area, .nruns = w->nruns,
+				      .codec = IMAGE_CODEC_RAW, .raw_len = (uint32_t)raw_len,
+				      .stored_len = (uint32_t)raw_len };
+	if (w->level) {
+		const void *src = data[0].iov_base;
+		size_t z;
+
+		if (ndata > 1) {
+			uint8_t *p = w->stage;
+
+			for (i = 0; i < ndata; i++) {
+				memcpy(p, data[i].iov_base, data[i].iov_len);
+				p += data[i].iov_len;
+			}
+			src = w->stage;
+			data[0] = (struct iovec){ w->stage, raw_len };
+			ndata = 1;
+		}
+		z = ZSTD_compress2(w->cctx, w->zout, w->zout_cap, src, raw_len);
+		if (ZSTD_isError(z)) {
+			/* Cannot happen with a workspace sized for the level;
+			 * storing raw keeps the checkpoint. */
+			if (!w->warned_zstd)
+				log_warn("zstd: %s; storing pages uncompressed",
+					 ZSTD_getErrorName(z));
+			w->warned_zstd = true;
+		} else if (z < raw_len) {
+			h->pg.codec = IMAGE_CODEC_ZSTD;
+			h->pg.stored_len = (uint32_t)z;
+			data[0] = (struct iovec){ w->zout, z };
+		}
+	}
+	head_len = sizeof(h->pg) + w->nruns * sizeof(struct image_run);
+	crc = image_crc32c(0, &h->pg, head_len);
+	for (i = 0; i < ndata; i++)
+		crc = image_crc32c(crc, data[i].iov_base, data[i].iov_len);
+	h->rh = (struct image_rec_hdr){ .type = IMAGE_REC_PAGES, .crc = crc,
+					.len = head_len + h->pg.stored_len };
+	w->iov[0] = (struct iovec){ h, sizeof(h->rh) + head_len };
+	if (w_emit(w, w->iov, (int)ndata + 1, true) < 0)
+		return -1;
+	w->records++;
+	w->pages += w->chunk_pages;
+	w_chunk_reset(w);
+	return 0;
+}
+
+int image_writer_record(struct image_writer *w, uint32_t type, const void *a, size_t alen,
+			const void *b, size_t blen)
+{
+	struct image_rec_hdr rh;
+	struct iovec iov[3];
+	uint32_t crc;
+
+	if (w_usable(w) < 0)
+		return -1;
+	if (type < IMAGE_REC_HEADER || type >= IMAGE_REC_TRAILER) {
+		log_err("image record of type %u cannot be written", type);
+		return w_fail(w);
+	}
+	if (alen > IMAGE_RECORD_MAX || blen > IMAGE_RECORD_MAX - alen) {
+		log_err("%s record of %zu bytes exceeds the %u-byte limit", image_rec_name(type),
+			alen + blen, IMAGE_RECORD_MAX);
+		return w_fail(w);
+	}
+	if ((type == IMAGE_REC_HEADER) != (w->records == 0 && w->chunk_pages == 0)) {
+		log_err("%s record written as record %llu; HEADER must be first and only there",
+			image_rec_name(type), (unsigned long long)w->records);
+		return w_fail(w);
+	}
+	if (w_flush(w) < 0)
+		return -1;
+	crc = image_crc32c(0, a, alen);
+	if (blen)
+		crc = image_crc32c(crc, b, blen);
+	rh = (struct image_rec_hdr){ .type = type, .crc = crc, .len = alen + blen };
+	iov[0] = (struct iovec){ &rh, sizeof(rh) };
+	iov[1] = (struct iovec){ (void *)a, alen };
+	iov[2] = (struct iovec){ (void *)b, blen };
+	if (w_emit(w, iov, blen ? 3 : 2, true) < 0)
+		return -1;
+	w->records++;
+	return 0;
+}
+
+/* Adds n pages (fitting in the current chunk) to the chunk. */
+static void w_add(struct image_writer *w, uint64_t first, const uint8_t *addr, uint32_t n)
+{
+	struct image_run *last = w->nruns ? &w->head.runs[w->nruns - 1] : NULL;
+	size_t len = (size_t)n * IMAGE_PAGE_SIZE;
+	struct iovec *iov;
+
+	if (last && last->first + last->count == first)
+		last->count += n;
+	else
+		w->head.runs[w->nruns++] = (struct image_run){ .first = first, .count = n };
+
+	if (w->live) {
+		/* A snapshot: the CRC, the hash and the bytes sent must agree
+		 * even if the application writes the page meanwhile. */
+		memcpy(w->stage + (size_t)w->chunk_pages * IMAGE_PAGE_SIZE, addr, len);
+		addr = w->stage + (size_t)w->chunk_pages * IMAGE_PAGE_SIZE;
+	}
+	iov = w->niov ? &w->iov[w->niov] : NULL;
+	if (iov && (const uint8_t *)iov->iov_base + iov->iov_len == addr)
+		iov->iov_len += len;
+	else
+		w->iov[++w->niov] = (struct iovec){ (void *)addr, len };
+	w->chunk_pages += n;
+}
+
+int image_writer_pages(struct image_writer *w, uint32_t area, uint64_t first, const void *addr,
+		       uint64_t npages)
+{
+	const uint8_t *p = addr;
+
+	if (w_usable(w) < 0)
+		return -1;
+	if (!npages)
+		return 0;
+	if (!w->records) {
+		log_err("pages written before the HEADER record");
+		return w_fail(w);
+	}
+	if (first + npages < first || !addr) {
+		log_err("bad page run for area %u: %llu pages from page %llu at %p", area,
+			(unsigned long long)npages, (unsigned long long)first, addr);
+		return w_fail(w);
+	}
+	if (w->have_last && area == w->last_area && first < w->last_end) {
+		log_err("pages of area %u out of order: page %llu after page %llu", area,
+			(unsigned long long)first, (unsigned long long)w->last_end - 1);
+		return w_fail(w);
+	}
+	if (w->chunk_pages && area != w->area && w_flush(w) < 0)
+		return -1;
+	w->area = area;
+	w->last_area = area;
+	w->last_end = first + npages;
+	w->have_last = true;
+	while (npages) {
+		uint32_t room = IMAGE_PAGES_MAX_RUNS - w->chunk_pages;
+		uint32_t n = npages < room ? (uint32_t)npages : room;
+
+		w_add(w, first, p, n);
+		if (w->chunk_pages == IMAGE_PAGES_MAX_RUNS && w_flush(w) < 0)
+			return -1;
+		first += n;
+		p += (size_t)n * IMAGE_PAGE_SIZE;
+		npages -= n;
+	}
+	return 0;
+}
+
+int image_writer_finish(struct image_writer *w)
+{
+	struct image_trailer t = { 0 };
+	struct image_rec_hdr rh;
+	struct iovec iov[2];
+
+	if (w_usable(w) < 0)
+		return -1;
+	if (!w->records) {
+		log_err("image finished without a HEADER record");
+		return w_fail(w);
+	}
+	if (w_flush(w) < 0)
+		return -1;
+	t.records = w->records;
+	t.bytes = w->bytes;
+	t.pages = w->pages;
+	if (!EVP_DigestFinal_ex(w->sha, t.sha256, NULL)) {
+		log_err("SHA-256 of the image failed");
+		return w_fail(w);
+	}
+	rh = (struct image_rec_hdr){ .type = IMAGE_REC_TRAILER,
+				     .crc = image_crc32c(0, &t, sizeof(t)),
+				     .len = sizeof(t) };
+	iov[0] = (struct iovec){ &rh, sizeof(rh) };
+	iov[1] = (struct iovec){ &t, sizeof(t) };
+	if (w_emit(w, iov, 2, false) < 0)
+		return -1;
+	w->state = W_DONE;
+	return 0;
+}
+
+uint64_t image_writer_bytes(const struct image_writer *w)
+{
+	return w->bytes;
+}
+
+uint64_t image_writer_npages(const struct image_writer *w)
+{
+	return w->pages;
+}
