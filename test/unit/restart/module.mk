@@ -1,0 +1,3 @@
+# Unit tests of restart/ (and the maps parser the loader shares with libcryo).
+UNIT_TESTS += restart/plan restart/maps_parse
+unit_restart_plan_OBJS := build/restart/plan.o
