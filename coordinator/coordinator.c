@@ -449,7 +449,7 @@ static void addr_string(char *buf, size_t size)
 static int write_script(void)
 {
 	char path[PATH_MAX + 64], tmp[PATH_MAX + 64], prev[PATH_MAX + 64], ptmp[PATH_MAX + 64];
-	char addr[300], when[64];
+	char addr[300], when[64], restart[PATH_MAX + 16];
 	struct sb b = { 0 };
 	time_t t = time(NULL);
 	struct tm tm;
@@ -459,6 +459,7 @@ static int write_script(void)
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%u", co.ckptdir, SCRIPT_NAME, co.pid);
 	snprintf(prev, sizeof(prev), "%s/%s", co.ckptdir, SCRIPT_PREV);
 	snprintf(ptmp, sizeof(ptmp), "%s/.%s.%u", co.ckptdir, SCRIPT_PREV, co.pid);
+	snprintf(restart, sizeof(restart), "%s/cryo_restart", co.bindir);
 	addr_string(addr, sizeof(addr));
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", localtime_r(&t, &tm));
 
@@ -470,8 +471,8 @@ static int write_script(void)
 	sb_addf(&b, "# Runs from any directory; arguments are passed to cryo_restart,\n");
 	sb_addf(&b, "# e.g. --coord HOST:PORT to restart under another coordinator.\n");
 	sb_addf(&b, "exec ");
-	sb_shquote(&b, co.bindir);
-	sb_addf(&b, "/cryo_restart --coord ");
+	sb_shquote(&b, restart);
+	sb_addf(&b, " --coord ");
 	sb_shquote(&b, addr);
 	sb_addf(&b, " \"$@\"");
 	for (size_t i = 0; i < co.last.nimages; i++) {
@@ -1395,8 +1396,7 @@ int main(int argc, char **argv)
 	/* everything that can fail happens before detaching, to be reported */
 	co.loop = loop_new();
 	co.bar = barrier_new(&bar_ops, NULL);
-	if (!co.loop || !co.bar || setup_signals() < 0 ||
-	    loop_add(co.loop, co.lfd, LOOP_READ, on_accept, NULL) < 0 ||
+	if (!co.loop || !co.bar || loop_add(co.loop, co.lfd, LOOP_READ, on_accept, NULL) < 0 ||
 	    (co.interval && set_interval(co.interval) < 0)) {
 		shutdown_all();
 		return 1;
@@ -1404,6 +1404,11 @@ int main(int argc, char **argv)
 	if (o.daemon)
 		daemonize();
 	co.pid = (uint32_t)getpid();
+	/* after the fork: a signalfd added to epoll wakes the process that added it */
+	if (setup_signals() < 0) {
+		shutdown_all();
+		return 1;
+	}
 	barrier_set_info(co.bar, co.interval, co.ckptdir, co.pid);
 	log_info("listening on %s:%d, checkpoint dir %s, interval %u s", co.bind, co.port,
 		 co.ckptdir, co.interval);
