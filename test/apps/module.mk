@@ -1,0 +1,8 @@
+# Test programs: test/apps/<name>.c -> build/test/apps/<name> (`make test-apps`).
+# Each includes test/lib/harness.h; see test/integration/run.sh for how they
+# are driven and test/run-all.sh for the list that `make check` runs.
+TEST_APPS += counter threads signals bigmem filemap recursion tls zeropages mremap \
+             gettimeofday clock dlopen stdio membench ticker
+
+# The rule builds each program from its one .c; the harness is a header.
+$(addprefix build/test/apps/,$(TEST_APPS)): test/lib/harness.h
