@@ -1,0 +1,581 @@
+/* cryo_image: looks inside a checkpoint image.
+ *
+ *   cryo_image info [--json] IMAGE   what the image holds
+ *   cryo_image verify IMAGE          every checksum, every page decoded
+ *
+ * IMAGE may be "-" for standard input, so a migration stream can be checked
+ * through a pipe. Both commands read the whole stream through the reader of
+ * mtcp/image_read.c, which checks every record's CRC-32C, the structure and,
+ * at the end, the SHA-256 in the trailer: info therefore also refuses a
+ * damaged image, after printing (in text form) what it read before the
+ * damage. verify additionally decompresses every PAGES record.
+ *
+ * Exit status: 0 when the image is whole, 1 when it is not (one error line
+ * on stderr), 2 for a usage error. */
+#define LOG_PREFIX ""
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "mtcp/image.h"
+#include "mtcp/log.h"
+
+struct info_area {
+	struct image_area a;
+	char *path;
+	uint64_t stored;	/* pages found in PAGES records */
+};
+
+struct info {
+	const char *name;
+	bool have_header, have_process, complete;
+	struct image_header hdr;
+	struct image_process proc;
+	struct info_area *areas;
+	size_t nareas;
+	struct image_thread *threads;
+	size_t nthreads;
+	struct image_siginfo *sigs;
+	size_t nsigs;
+	struct image_plugin *plugins;
+	size_t nplugins;
+	uint64_t records;	/* every record, HEADER and TRAILER included */
+	uint64_t bytes;		/* stream length */
+	uint64_t pages, raw_bytes, stored_bytes, fd_records;
+	uint64_t chunks_raw, chunks_zstd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cryo_image info [--json] IMAGE\n"
+		   "       cryo_image verify IMAGE\n"
+		   "       cryo_image --help | --version\n"
+		   "\n"
+		   "  info      show the header, process, memory areas, threads, pending\n"
+		   "            signals and totals of a checkpoint image (checks it too)\n"
+		   "  --json    the same as one JSON object\n"
+		   "  verify    check every record's CRC-32C, decode every page chunk and\n"
+		   "            check the trailer's SHA-256 and counts\n"
+		   "\n"
+		   "IMAGE may be - for standard input. Exit status: 0 whole, 1 damaged or\n"
+		   "unreadable, 2 usage error. CRYO_LOG=debug shows more.\n");
+}
+
+/* Appends one element to an array grown by doubling; -1 after logging. */
+static int grow(void **arr, size_t *n, size_t size, const void *elem)
+{
+	if (!(*n & (*n - 1))) {
+		void *p = realloc(*arr, (*n ? *n * 2 : 1) * size);
+
+		if (!p) {
+			log_err("out of memory");
+			return -1;
+		}
+		*arr = p;
+	}
+	memcpy((char *)*arr + *n * size, elem, size);
+	(*n)++;
+	return 0;
+}
+
+static void info_free(struct info *in)
+{
+	size_t i;
+
+	for (i = 0; i < in->nareas; i++)
+		free(in->areas[i].path);
+	free(in->areas);
+	free(in->threads);
+	free(in->sigs);
+	free(in->plugins);
+}
+
+static int info_pages(struct info *in, const void *payload, uint64_t len)
+{
+	struct image_pages pg;
+	const struct image_run *runs = (const void *)((const char *)payload + sizeof(pg));
+	uint64_t n = 0;
+	uint32_t i;
+
+	(void)len;	/* the reader checked the layout */
+	memcpy(&pg, payload, sizeof(pg));
+	for (i = 0; i < pg.nruns; i++)
+		n += runs[i].count;
+	if (pg.area < in->nareas)
+		in->areas[pg.area].stored += n;
+	in->pages += n;
+	in->raw_bytes += pg.raw_len;
+	in->stored_bytes += pg.stored_len;
+	if (pg.codec == IMAGE_CODEC_ZSTD)
+		in->chunks_zstd++;
+	else
+		in->chunks_raw++;
+	return 0;
+}
+
+static int count_put(void *arg, uint32_t area, uint64_t first, const void *data, uint64_t npages)
+{
+	(void)area;
+	(void)first;
+	(void)data;
+	*(uint64_t *)arg += npages;
+	return 0;
+}
+
+/* Reads the whole image into *in; with decode, every chunk is decompressed
+ * too. 0 when the image is whole, -1 after the reader (or we) logged why. */
+static int info_read(struct image_reader *r, struct info *in, bool decode)
+{
+	uint64_t decoded = 0;
+	const void *p;
+	uint64_t len;
+	uint32_t type;
+	int ret;
+
+	while ((ret = image_reader_next(r, &type, &p, &len)) > 0) {
+		in->records++;
+		switch (type) {
+		case IMAGE_REC_HEADER:
+			memcpy(&in->hdr, p, sizeof(in->hdr));
+			in->have_header = true;
+			break;
+		case IMAGE_REC_PROCESS:
+			memcpy(&in->proc, p, sizeof(in->proc));
+			in->have_process = true;
+			break;
+		case IMAGE_REC_AREA: {
+			struct info_area a = { 0 };
+
+			memcpy(&a.a, p, sizeof(a.a));
+			a.path = strndup((const char *)p + sizeof(a.a), a.a.path_len);
+			if (!a.path) {
+				log_err("out of memory");
+				return -1;
+			}
+			if (grow((void **)&in->areas, &in->nareas, sizeof(a), &a) < 0) {
+				free(a.path);
+				return -1;
+			}
+			break;
+		}
+		case IMAGE_REC_THREAD:
+			if (grow((void **)&in->threads, &in->nthreads, sizeof(*in->threads), p) < 0)
+				return -1;
+			break;
+		case IMAGE_REC_SIGINFO:
+			if (grow((void **)&in->sigs, &in->nsigs, sizeof(*in->sigs), p) < 0)
+				return -1;
+			break;
+		case IMAGE_REC_PLUGIN:
+			if (grow((void **)&in->plugins, &in->nplugins, sizeof(*in->plugins), p) < 0)
+				return -1;
+			break;
+		case IMAGE_REC_FD:
+			in->fd_records++;
+			break;
+		case IMAGE_REC_PAGES:
+			info_pages(in, p, len);
+			if (decode && image_reader_pages(r, p, len, count_put, &decoded) < 0)
+				return -1;
+			break;
+		}
+	}
+	if (ret < 0)
+		return -1;
+	in->records++;	/* the trailer */
+	in->bytes = image_reader_offset(r) + sizeof(struct image_rec_hdr) +
+		    sizeof(struct image_trailer);
+	in->complete = true;
+	if (decode && decoded != in->pages) {
+		log_err("%s: decoded %llu pages of %llu", in->name, (unsigned long long)decoded,
+			(unsigned long long)in->pages);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- text output ---- */
+
+static void fmt_time(uint64_t ns, char *buf, size_t size)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, size, "?");
+	else
+		snprintf(buf + strlen(buf), size - strlen(buf), ".%03u UTC",
+			 (unsigned)(ns / 1000000 % 1000));
+}
+
+/* "968 KiB", "1.5 GiB" */
+static void fmt_size(uint64_t n, char *buf, size_t size)
+{
+	static const char units[][4] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u && v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/* "a b" for the set bits of flags named in names[] (bit i: names[i]), plus
+ * the unnamed rest in hex; "-" when none. */
+static void fmt_flags(uint64_t flags, const char *const *names, int nnames, char *buf, size_t size)
+{
+	size_t n = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < nnames && n < size; i++)
+		if (flags & (1ull << i))
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "", names[i]);
+	flags &= nnames < 64 ? ~((1ull << nnames) - 1) : 0;
+	if (flags && n < size)
+		n += (size_t)snprintf(buf + n, size - n, "%s0x%llx", n ? "," : "",
+				      (unsigned long long)flags);
+	if (!n)
+		snprintf(buf, size, "-");
+}
+
+static const char *const hdr_flag_names[] = { "stream", "exit-after" };
+static const char *const area_flag_names[] = { "heap", "stack", "deleted", "libcryo" };
+static const char *const thread_flag_names[] = { "main", "ckpt" };
+#define NNAMES(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static void fmt_prot(const struct image_area *a, char out[5])
+{
+	out[0] = a->prot & 1 ? 'r' : '-';	/* PROT_READ */
+	out[1] = a->prot & 2 ? 'w' : '-';	/* PROT_WRITE */
+	out[2] = a->prot & 4 ? 'x' : '-';	/* PROT_EXEC */
+	out[3] = a->kind == IMAGE_AREA_FILE_SHARED || a->kind == IMAGE_AREA_SHARED_ANON ? 's' : 'p';
+	out[4] = '\0';
+}
+
+static const char *sig_name(uint32_t signo)
+{
+	const char *s = signo < 65 ? sigabbrev_np((int)signo) : NULL;
+
+	return s ? s : "?";
+}
+
+#define STR(field) (int)sizeof(field), (field)	/* a fixed char[] that may lack a NUL */
+
+static void print_text(const struct info *in)
+{
+	const struct image_header *h = &in->hdr;
+	const struct image_process *p = &in->proc;
+	char buf[128];
+	size_t i;
+
+	if (!in->have_header)
+		return;
+	printf("image:       %s\n", in->name);
+	printf("format:      version %u, x86-64, %u-byte pages\n", h->version, h->page_size);
+	printf("program:     %.*s\n", STR(h->program));
+	printf("host:        %.*s\n", STR(h->hostname));
+	printf("kernel:      %.*s\n", STR(h->kernel));
+	printf("build:       %.*s\n", STR(h->build));
+	fmt_time(h->time_ns, buf, sizeof(buf));
+	printf("time:        %s\n", buf);
+	printf("generation:  %u\n", h->generation);
+	fmt_flags(h->flags, hdr_flag_names, NNAMES(hdr_flag_names), buf, sizeof(buf));
+	printf("flags:       %s\n", buf);
+	if (in->have_process) {
+		printf("\nprocess:     pid %u, ppid %u, pgid %u, sid %u, umask %03o\n", p->pid,
+		       p->ppid, p->pgid, p->sid, p->umask);
+		printf("ids:         upid %llx, computation %llx\n", (unsigned long long)p->upid,
+		       (unsigned long long)p->comp_id);
+		printf("cwd:         %.*s\n", STR(p->cwd));
+		printf("exe:         %.*s\n", STR(p->exe));
+		printf("brk:         %llx-%llx\n", (unsigned long long)p->start_brk,
+		       (unsigned long long)p->brk);
+		printf("vdso:        %llx (block %llx-%llx)\n", (unsigned long long)p->vdso_start,
+		       (unsigned long long)p->vdso_block_start,
+		       (unsigned long long)(p->vdso_block_start + p->vdso_block_len));
+	}
+
+	printf("\nareas (%zu):\n", in->nareas);
+	printf("  %3s %-33s %-4s %-11s %-12s %8s  %s\n", "#", "start-end", "prot", "kind",
+	       "flags", "pages", "path");
+	for (i = 0; i < in->nareas; i++) {
+		const struct info_area *a = &in->areas[i];
+		char prot[5], range[40];
+
+		fmt_prot(&a->a, prot);
+		fmt_flags(a->a.flags, area_flag_names, NNAMES(area_flag_names), buf, sizeof(buf));
+		snprintf(range, sizeof(range), "%016llx-%016llx", (unsigned long long)a->a.start,
+			 (unsigned long long)a->a.end);
+		printf("  %3zu %-33s %-4s %-11s %-12s %8llu  %s\n", i, range, prot,
+		       image_area_kind_name(a->a.kind), buf, (unsigned long long)a->stored,
+		       a->path);
+	}
+
+	printf("\nthreads (%zu):\n", in->nthreads);
+	printf("  %8s %-10s %-16s %s\n", "tid", "flags", "rip", "rsp");
+	for (i = 0; i < in->nthreads; i++) {
+		const struct image_thread *t = &in->threads[i];
+
+		fmt_flags(t->flags, thread_flag_names, NNAMES(thread_flag_names), buf, sizeof(buf));
+		printf("  %8u %-10s %016llx %016llx\n", t->tid, buf,
+		       (unsigned long long)t->gregs[IMAGE_REG_RIP],
+		       (unsigned long long)t->gregs[IMAGE_REG_RSP]);
+	}
+
+	printf("\npending signals (%zu):\n", in->nsigs);
+	for (i = 0; i < in->nsigs; i++) {
+		const struct image_siginfo *s = &in->sigs[i];
+
+		if (s->tid)
+			printf("  SIG%s (%u) to thread %u\n", sig_name(s->signo), s->signo, s->tid);
+		else
+			printf("  SIG%s (%u) to the process\n", sig_name(s->signo), s->signo);
+	}
+	if (in->nplugins) {
+		printf("\nplugins (%zu):\n", in->nplugins);
+		for (i = 0; i < in->nplugins; i++)
+			printf("  %-32.*s version %u, %u bytes\n", STR(in->plugins[i].name),
+			       in->plugins[i].version, in->plugins[i].len);
+	}
+
+	printf("\ntotals:\n");
+	if (in->complete)
+		printf("  records:      %llu\n", (unsigned long long)in->records);
+	else
+		printf("  records:      %llu read before the error\n",
+		       (unsigned long long)in->records);
+	fmt_size(in->raw_bytes, buf, sizeof(buf));
+	printf("  pages stored: %llu (%s) in %llu chunks, %llu zstd and %llu raw\n",
+	       (unsigned long long)in->pages, buf, (unsigned long long)(in->chunks_raw + in->chunks_zstd),
+	       (unsigned long long)in->chunks_zstd, (unsigned long long)in->chunks_raw);
+	if (in->stored_bytes)
+		printf("  page data:    %llu bytes stored, compression ratio %.2f\n",
+		       (unsigned long long)in->stored_bytes,
+		       (double)in->raw_bytes / (double)in->stored_bytes);
+	if (in->fd_records)
+		printf("  fd records:   %llu\n", (unsigned long long)in->fd_records);
+	if (in->complete)
+		printf("  image bytes:  %llu\n", (unsigned long long)in->bytes);
+}
+
+/* ---- JSON output ---- */
+
+static void json_str(const char *s, size_t max)
+{
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < max && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void json_flags(uint64_t flags, const char *const *names, int nnames)
+{
+	char buf[128], *tok, *save = NULL;
+	bool first = true;
+
+	fmt_flags(flags, names, nnames, buf, sizeof(buf));
+	putchar('[');
+	if (strcmp(buf, "-"))
+		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			printf("%s", first ? "" : ", ");
+			json_str(tok, sizeof(buf));
+			first = false;
+		}
+	putchar(']');
+}
+
+static void print_json(const struct info *in)
+{
+	const struct image_header *h = &in->hdr;
+	const struct image_process *p = &in->proc;
+	size_t i;
+
+	printf("{\n  \"image\": ");
+	json_str(in->name, (size_t)-1);
+	printf(",\n  \"header\": {\"version\": %u, \"arch\": \"x86-64\", \"page_size\": %u, ",
+	       h->version, h->page_size);
+	printf("\"program\": ");
+	json_str(h->program, sizeof(h->program));
+	printf(", \"hostname\": ");
+	json_str(h->hostname, sizeof(h->hostname));
+	printf(", \"kernel\": ");
+	json_str(h->kernel, sizeof(h->kernel));
+	printf(", \"build\": ");
+	json_str(h->build, sizeof(h->build));
+	printf(", \"time_ns\": %llu, \"generation\": %u, \"nareas\": %u, \"nthreads\": %u, "
+	       "\"flags\": ", (unsigned long long)h->time_ns, h->generation, h->nareas,
+	       h->nthreads);
+	json_flags(h->flags, hdr_flag_names, NNAMES(hdr_flag_names));
+	printf("},\n  \"process\": {\"pid\": %u, \"ppid\": %u, \"pgid\": %u, \"sid\": %u, "
+	       "\"upid\": %llu, \"comp_id\": %llu, \"umask\": %u, \"cwd\": ", p->pid, p->ppid,
+	       p->pgid, p->sid, (unsigned long long)p->upid, (unsigned long long)p->comp_id,
+	       p->umask);
+	json_str(p->cwd, sizeof(p->cwd));
+	printf(", \"exe\": ");
+	json_str(p->exe, sizeof(p->exe));
+	printf(", \"start_brk\": %llu, \"brk\": %llu, \"vdso_start\": %llu, "
+	       "\"vdso_block_start\": %llu, \"vdso_block_len\": %llu},\n",
+	       (unsigned long long)p->start_brk, (unsigned long long)p->brk,
+	       (unsigned long long)p->vdso_start, (unsigned long long)p->vdso_block_start,
+	       (unsigned long long)p->vdso_block_len);
+
+	printf("  \"areas\": [");
+	for (i = 0; i < in->nareas; i++) {
+		const struct info_area *a = &in->areas[i];
+		char prot[5];
+
+		fmt_prot(&a->a, prot);
+		printf("%s\n    {\"start\": %llu, \"end\": %llu, \"prot\": \"%s\", "
+		       "\"kind\": \"%s\", \"flags\": ", i ? "," : "", (unsigned long long)a->a.start,
+		       (unsigned long long)a->a.end, prot, image_area_kind_name(a->a.kind));
+		json_flags(a->a.flags, area_flag_names, NNAMES(area_flag_names));
+		printf(", \"pgoff\": %llu, \"pages\": %llu, \"path\": ",
+		       (unsigned long long)a->a.pgoff, (unsigned long long)a->stored);
+		json_str(a->path, a->a.path_len);
+		putchar('}');
+	}
+	printf("%s],\n  \"threads\": [", in->nareas ? "\n  " : "");
+	for (i = 0; i < in->nthreads; i++) {
+		const struct image_thread *t = &in->threads[i];
+
+		printf("%s\n    {\"tid\": %u, \"flags\": ", i ? "," : "", t->tid);
+		json_flags(t->flags, thread_flag_names, NNAMES(thread_flag_names));
+		printf(", \"rip\": %llu, \"rsp\": %llu, \"fs_base\": %llu}",
+		       (unsigned long long)t->gregs[IMAGE_REG_RIP],
+		       (unsigned long long)t->gregs[IMAGE_REG_RSP], (unsigned long long)t->fs_base);
+	}
+	printf("%s],\n  \"signals\": [", in->nthreads ? "\n  " : "");
+	for (i = 0; i < in->nsigs; i++)
+		printf("%s\n    {\"tid\": %u, \"signo\": %u, \"name\": \"SIG%s\"}", i ? "," : "",
+		       in->sigs[i].tid, in->sigs[i].signo, sig_name(in->sigs[i].signo));
+	printf("%s],\n  \"plugins\": [", in->nsigs ? "\n  " : "");
+	for (i = 0; i < in->nplugins; i++) {
+		printf("%s\n    {\"name\": ", i ? "," : "");
+		json_str(in->plugins[i].name, sizeof(in->plugins[i].name));
+		printf(", \"version\": %u, \"bytes\": %u}", in->plugins[i].version,
+		       in->plugins[i].len);
+	}
+	printf("%s],\n  \"totals\": {\"records\": %llu, \"pages\": %llu, \"raw_bytes\": %llu, "
+	       "\"stored_bytes\": %llu, \"chunks_raw\": %llu, \"chunks_zstd\": %llu, "
+	       "\"fd_records\": %llu, \"bytes\": %llu}\n}\n", in->nplugins ? "\n  " : "",
+	       (unsigned long long)in->records, (unsigned long long)in->pages,
+	       (unsigned long long)in->raw_bytes, (unsigned long long)in->stored_bytes,
+	       (unsigned long long)in->chunks_raw, (unsigned long long)in->chunks_zstd,
+	       (unsigned long long)in->fd_records, (unsigned long long)in->bytes);
+}
+
+/* ---- commands ---- */
+
+static int open_image(const char *path)
+{
+	int fd;
+
+	if (!strcmp(path, "-"))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		log_perror("open image %s", path);
+	return fd;
+}
+
+static int run(const char *path, bool verify, bool json)
+{
+	struct info in = { .name = path };
+	struct image_reader *r;
+	int fd, ret = 1;
+
+	fd = open_image(path);
+	if (fd < 0)
+		return 1;
+	r = image_reader_new(fd, path);
+	if (!r)
+		goto out;
+	if (info_read(r, &in, verify) == 0)
+		ret = 0;
+	if (verify) {
+		if (!ret)
+			printf("%s: ok (%llu records, %llu pages, %llu bytes)\n", path,
+			       (unsigned long long)in.records, (unsigned long long)in.pages,
+			       (unsigned long long)in.bytes);
+	} else if (json) {
+		if (!ret)
+			print_json(&in);
+	} else {
+		print_text(&in);
+	}
+	if (fflush(stdout) != 0 && !ret) {
+		log_perror("write to standard output");
+		ret = 1;
+	}
+out:
+	image_reader_free(r);
+	info_free(&in);
+	if (fd > 0)
+		close(fd);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	bool json = false;
+	const char *cmd, *path = NULL;
+	int i;
+
+	log_set_ident("cryo_image");
+	log_init();
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("cryo_image %s (image format version %u)\n", CRYO_VERSION, IMAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "info") && strcmp(cmd, "verify")) {
+		log_err("unknown command '%s' (try cryo_image --help)", cmd);
+		return 2;
+	}
+	for (i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json") && !strcmp(cmd, "info")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			log_err("unknown option '%s' for %s (try cryo_image --help)", argv[i], cmd);
+			return 2;
+		} else if (path) {
+			log_err("%s takes one image, not '%s' too", cmd, argv[i]);
+			return 2;
+		} else {
+			path = argv[i];
+		}
+	}
+	if (!path) {
+		log_err("%s: which image? (cryo_image %s IMAGE)", cmd, cmd);
+		return 2;
+	}
+	return run(path, !strcmp(cmd, "verify"), json);
+}
