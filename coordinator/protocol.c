@@ -388,12 +388,15 @@ static int probe(const char *host, int port)
 	return 0;
 }
 
-/* Starts bindir/cryo_coordinator --daemon --port PORT, detached from us: its
+/* Starts bindir/cryo_coordinator --daemon --port PORT (--bind 0.0.0.0 when
+ * host is this machine's name rather than loopback), detached from us: its
  * own session, stdio on /dev/null, none of our other fds. The daemon's
  * first process exits once it listens (or failed to bind: maybe another
  * launch won the race); we reap it and let the caller poll. */
-static int spawn_coordinator(const char *bindir, int port)
+static int spawn_coordinator(const char *host, const char *bindir, int port)
 {
+	/* a host name other than loopback means other hosts will connect */
+	int any = strncmp(host, "127.", 4) && strcmp(host, "localhost") && strcmp(host, "::1");
 	char path[PATH_MAX], portstr[16];
 	pid_t pid;
 	int st;
@@ -413,7 +416,8 @@ static int spawn_coordinator(const char *bindir, int port)
 		return -1;
 	}
 	if (pid == 0) {
-		char *argv[] = { path, "--daemon", "--port", portstr, NULL };
+		char *argv[] = { path, "--daemon", "--port", portstr, any ? "--bind" : NULL,
+				 "0.0.0.0", NULL };
 		int nul = open("/dev/null", O_RDWR);
 
 		if (nul >= 0) {
@@ -446,7 +450,7 @@ int coord_ensure(const char *host, int port, const char *bindir)
 		return -1;
 	}
 	log_info("no coordinator at %s:%d, starting one", host, port);
-	if (spawn_coordinator(bindir, port) < 0)
+	if (spawn_coordinator(host, bindir, port) < 0)
 		return -1;
 	deadline = now_ms() + COORD_ENSURE_WAIT_MS;
 	do {
