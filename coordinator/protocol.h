@@ -101,7 +101,11 @@ struct coord_command {
 };
 _Static_assert(sizeof(struct coord_command) == 272, "wire layout changed");
 
-/* Followed by len bytes of UTF-8 text (not NUL-terminated). */
+/* Followed by UTF-8 text (not NUL-terminated). len counts the text bytes
+ * from this message to the end of the reply: a reply longer than one
+ * message can carry is split over several REPLY messages, each with the
+ * same status and len = what is left; the reply is complete when a
+ * message carries all of its len (hdr.len == sizeof(coord_reply) + len). */
 struct coord_reply {
 	int32_t status;		/* enum coord_status */
 	uint32_t len;
@@ -114,8 +118,12 @@ _Static_assert(sizeof(struct coord_reply) == 8, "wire layout changed");
  * next phase. A failure (status != 0) or a participant lost before COMMIT
  * aborts: every remaining participant gets RESUME with COORD_BAR_ABORT
  * (discard the temporary image, put drained data back, run on).
+ * Every phase carries the checkpoint's flags (MIGRATE, EXIT_AFTER). RESUME
+ * is not waited for: a RESUME ack is allowed and ignored.
  * Restarted processes join with COORD_PROC_RESTARTED; once all `nprocs` of
- * their checkpoint have joined, they get RESTART, REFILL, RESUME.
+ * their checkpoint have joined, they get RESTART, REFILL, RESUME. A failed
+ * or lost process during that sequence gets the others COORD_KILL.
+ * doc/protocol.md has the full rules.
  */
 enum coord_phase {
 	COORD_PH_SUSPEND = 1,	/* freeze every user thread */
