@@ -95,7 +95,13 @@ int coord_send(int fd, uint16_t type, const void *payload, uint32_t len)
 		return -1;
 	}
 	while (n) {
-		ssize_t w = writev(fd, v, n);
+		struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)n };
+		/* MSG_NOSIGNAL: a dead coordinator must not kill the application
+		 * with SIGPIPE; writev for the rare fd that is not a socket */
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == ENOTSOCK)
+			w = writev(fd, v, n);
 
 		if (w < 0) {
 			if (errno == EINTR)

@@ -38,7 +38,7 @@ static char portarg[64];	/* "127.0.0.1:PORT" */
 
 struct run {
 	int code;		/* exit code, or 128+signal */
-	char out[8192], err[2048];
+	char out[65536], err[2048];
 };
 
 static void read_into(int fd, char *buf, size_t size)
@@ -648,6 +648,40 @@ static void garbage_is_dropped(void **state)
 	assert_non_null(strstr(r.out, "processes: 0\n"));
 }
 
+/* Replies longer than one message (16 KiB) arrive whole: 40 processes with
+ * 600-byte image paths make a 24 KB --bcheckpoint reply. */
+static void long_replies_are_split(void **state)
+{
+	enum { N = 40 };
+	static struct fake f[N];
+	static char img[N][700], expect[N * 700];
+	struct coord_barrier b;
+	struct child c;
+	struct run r;
+	size_t len = 0;
+
+	for (int i = 0; i < N; i++) {
+		fake_join(&f[i], 1000 + (uint64_t)i);
+		snprintf(img[i], sizeof(img[i]), "%.64s/%0600d.cryo", dir, i);
+		len += (size_t)snprintf(expect + len, sizeof(expect) - len, "%s\n", img[i]);
+	}
+	c = command_start("--bcheckpoint", NULL, NULL);
+	for (uint32_t ph = COORD_PH_SUSPEND; ph <= COORD_PH_COMMIT; ph++)
+		for (int i = 0; i < N; i++) {
+			fake_expect(&f[i], ph, &b);
+			fake_ack(&f[i], &b, 0, ph == COORD_PH_WRITE ? img[i] : NULL);
+		}
+	finish(c, &r);
+	assert_int_equal(r.code, 0);
+	assert_true(strlen(expect) > COORD_MSG_MAX);
+	assert_string_equal(r.out, expect);
+	command(&r, "--status", "--json", NULL);
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.out, img[N - 1]));
+	for (int i = 0; i < N; i++)
+		fake_close(&f[i]);
+}
+
 /* ---- the programs' own start-up ---- */
 
 static void coordinator_bad_input(void **state)
@@ -844,6 +878,7 @@ int main(void)
 		T(migration_one_process),
 		T(joiner_during_checkpoint_waits),
 		T(garbage_is_dropped),
+		T(long_replies_are_split),
 		T(coordinator_bad_input),
 		T(command_bad_input),
 		T(interval_checkpoints),
