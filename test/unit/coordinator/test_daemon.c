@@ -13,11 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -804,15 +806,18 @@ static pid_t status_pid(int port)
 	return p ? (pid_t)atoi(p + 6) : -1;
 }
 
-/* A port nothing listens on now (a coordinator's ephemeral port + 1...). */
+/* A port nothing listens on now: the kernel's pick for port 0. */
 static int free_port(void)
 {
-	int port = coord_port + 1 + (int)(getpid() % 200);
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(in);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
 
-	if (port > 65000)
-		port = 20000 + port % 1000;
-	while (status_pid(port) > 0)
-		port++;
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&in, &sl), 0);
+	port = ntohs(in.sin_port);
+	close(fd);
 	return port;
 }
 
