@@ -99,8 +99,10 @@ static void reject(struct barrier *b, uint64_t id, const struct coord_hello_proc
 	char prog[sizeof(h->program)], host[sizeof(h->host)];
 
 	/* the peer's strings need not be terminated */
-	snprintf(prog, sizeof(prog), "%.*s", (int)strnlen(h->program, sizeof(prog) - 1), h->program);
-	snprintf(host, sizeof(host), "%.*s", (int)strnlen(h->host, sizeof(host) - 1), h->host);
+	snprintf(prog, sizeof(prog), "%.*s", (int)strnlen(h->program, sizeof(prog) - 1),
+		 h->program);
+	snprintf(host, sizeof(host), "%.*s", (int)strnlen(h->host, sizeof(host) - 1),
+		 h->host);
 	log_warn("rejected process %u (%s on %s): %s", h->pid, prog, host, text);
 	send_welcome(b, id, COORD_REJECT, 0, text);
 }
@@ -480,7 +482,8 @@ static int join_restarted(struct barrier *b, uint64_t id, const struct coord_hel
 	char why[256];
 
 	if (!h->comp_id || !h->nprocs) {
-		reject(b, id, h, "a restarted process must give its computation id and process count");
+		reject(b, id, h,
+		       "a restarted process must give its computation id and process count");
 		return 0;
 	}
 	for (size_t i = 0; i < b->nprocs; i++) {
@@ -641,7 +644,8 @@ void barrier_ack(struct barrier *b, uint64_t id, const struct coord_barrier_done
 			ckpt_abort(b, why);
 			return;
 		}
-		log_warn("after the checkpoint was complete: %s", why);	/* too late to abort */
+		/* too late to abort: the images are complete */
+		log_warn("after the checkpoint was complete: %s", why);
 	}
 	if (d->phase == COORD_PH_WRITE) {
 		s->img.bytes = d->bytes;

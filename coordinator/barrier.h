@@ -15,7 +15,7 @@
 
 /* Where a process stands. */
 enum barrier_proc_state {
-	BARRIER_P_JOINING = 1,	/* connected during a checkpoint or restart: WELCOME delayed */
+	BARRIER_P_JOINING = 1,	/* connected during a sequence: WELCOME delayed */
 	BARRIER_P_HELD,		/* restarted, waiting for the rest of its checkpoint */
 	BARRIER_P_RESTARTING,	/* in the RESTART, REFILL, RESUME sequence */
 	BARRIER_P_RUNNING,	/* an ordinary member of the computation */

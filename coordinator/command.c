@@ -120,7 +120,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			const char *v = value(argc, argv, &i, eq);
 
 			if (util_parse_u64(v, &secs) < 0 || secs > 315360000)
-				fail(EXIT_USAGE, "bad interval '%s': expected a number of seconds", v);
+				fail(EXIT_USAGE,
+				     "bad interval '%s': expected a number of seconds", v);
 			set_op(o, COORD_OP_INTERVAL, 0, a);
 			o->cmd.arg = (int64_t)secs;
 		} else if (!strcmp(name, "--migrate")) {
@@ -129,7 +130,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			int p = 0;
 
 			if (coord_parse_addr(v, h, sizeof(h), &p) < 0 || !h[0] || !p)
-				fail(EXIT_USAGE, "bad migration target '%s': expected HOST:PORT", v);
+				fail(EXIT_USAGE,
+				     "bad migration target '%s': expected HOST:PORT", v);
 			if (strlen(v) >= sizeof(o->cmd.text))
 				fail(EXIT_USAGE, "migration target too long: %s", v);
 			set_op(o, COORD_OP_MIGRATE, 0, a);

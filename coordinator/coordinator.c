@@ -92,6 +92,7 @@ struct coord {
 	int nconns;
 	uint32_t conn_seq;
 	int ndead;
+	int accept_paused;	/* out of fds: the listening socket is not watched */
 
 	struct last_ckpt last;
 	int mig_valid;		/* a migration finished (source side) */
@@ -315,6 +316,10 @@ static void conn_free(struct conn *c)
 	co.conns[c->fd] = NULL;
 	free(c->out);
 	free(c);
+	if (co.accept_paused) {
+		co.accept_paused = 0;
+		loop_mod(co.loop, co.lfd, LOOP_READ);
+	}
 }
 
 /* Closes the connections marked dead; a process's departure goes to the
@@ -968,8 +973,8 @@ static void parse(struct conn *c)
 		memcpy(&h, c->in + off, sizeof(h));
 		if (h.magic != COORD_MAGIC || h.version != COORD_PROTO_VERSION ||
 		    h.len > COORD_MSG_MAX) {
-			log_warn("connection %d: bad message header (magic %x, version %u, %u bytes);"
-				 " closing it", c->fd, h.magic, h.version, h.len);
+			log_warn("connection %d: bad message header (magic %x, version %u, "
+				 "%u bytes); closing it", c->fd, h.magic, h.version, h.len);
 			conn_kill(c);
 			return;
 		}
@@ -1021,8 +1026,14 @@ static void on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_perror("accept a connection");	/* e.g. EMFILE: try later */
+			if (errno == EMFILE || errno == ENFILE) {
+				/* level-triggered: stop watching until a connection closes */
+				log_perror("accept a connection (paused until one closes)");
+				co.accept_paused = 1;
+				loop_mod(co.loop, co.lfd, 0);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				log_perror("accept a connection");
+			}
 			return;
 		}
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

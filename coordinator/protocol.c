@@ -32,7 +32,7 @@
 #include "mtcp/log.h"
 #include "mtcp/util.h"
 
-#define COORD_ENSURE_WAIT_MS	5000	/* how long a freshly started coordinator may take */
+#define COORD_ENSURE_WAIT_MS	5000	/* time a freshly started coordinator may take */
 #define COORD_PROBE_MS		1000	/* connect + WELCOME timeout of a probe */
 
 static int64_t now_ms(void)

@@ -63,8 +63,8 @@ enum launch_parse_res launch_parse(int argc, char **argv, struct launch_opts *o,
 			uint64_t v;
 
 			if (util_parse_u64(val, &v) < 0 || v > INTERVAL_MAX) {
-				snprintf(err, errsz, "bad interval '%s': expected a number of seconds",
-					 val);
+				snprintf(err, errsz,
+					 "bad interval '%s': expected a number of seconds", val);
 				return LAUNCH_USAGE_ERR;
 			}
 			o->interval = (long)v;
