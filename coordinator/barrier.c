@@ -9,7 +9,7 @@
  * when RESUME is sent, and a process's late RESUME ack is ignored as stale.
  * What arrives during a sequence waits for its end: new processes (WELCOME
  * delayed), a complete restart group, a checkpoint request made during a
- * restart. */
+ * restart or after the running checkpoint's COMMIT (already reported). */
 #define LOG_PREFIX "barrier: "
 #include <stdio.h>
 #include <stdlib.h>
@@ -690,14 +690,14 @@ enum barrier_req barrier_checkpoint(struct barrier *b, uint32_t flags, const cha
 		return start_ckpt(b, flags, text, why, whysz) < 0 ? BARRIER_REQ_FAILED
 								 : BARRIER_REQ_STARTED;
 	}
-	if (b->seq == SEQ_CKPT) {
-		if (b->seq_flags & COORD_BAR_MIGRATE) {
-			snprintf(why, whysz, "a migration is in progress");
-			return BARRIER_REQ_FAILED;
-		}
-		return BARRIER_REQ_COALESCED;
+	if (b->seq == SEQ_CKPT && (b->seq_flags & COORD_BAR_MIGRATE)) {
+		snprintf(why, whysz, "a migration is in progress");
+		return BARRIER_REQ_FAILED;
 	}
-	if (b->seq == SEQ_RESTART) {
+	if (b->seq == SEQ_CKPT && !b->committed)
+		return BARRIER_REQ_COALESCED;
+	/* past COMMIT the running one has been reported: the next one is ours */
+	if (b->seq != SEQ_NONE) {
 		b->pending_ckpt = 1;
 		return BARRIER_REQ_QUEUED;
 	}

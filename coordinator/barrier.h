@@ -80,7 +80,7 @@ struct barrier_ops {
 enum barrier_req {
 	BARRIER_REQ_STARTED = 0,	/* a new checkpoint started */
 	BARRIER_REQ_COALESCED,		/* joined the checkpoint already running */
-	BARRIER_REQ_QUEUED,		/* starts when the restart sequence ends */
+	BARRIER_REQ_QUEUED,		/* starts when the running sequence ends */
 	BARRIER_REQ_FAILED,		/* refused; see why */
 };
 

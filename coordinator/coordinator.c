@@ -785,7 +785,7 @@ static void cmd_checkpoint(struct conn *c, const struct coord_command *cmd, int 
 	else if (r == BARRIER_REQ_COALESCED)
 		sb_addf(&b, "checkpoint %u already running\n", barrier_generation(co.bar) + 1);
 	else
-		sb_addf(&b, "checkpoint queued until the restart completes\n");
+		sb_addf(&b, "checkpoint queued until the running sequence ends\n");
 	reply_sb(c, COORD_OK, &b);
 }
 

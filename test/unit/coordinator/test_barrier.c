@@ -561,6 +561,26 @@ static void coalesced_requests(void **state)
 	no_more();
 }
 
+/* Once COMMIT is complete the running checkpoint has been reported: a
+ * request then gets the next one. */
+static void request_after_commit_is_queued(void **state)
+{
+	struct barrier *b = *state;
+	uint64_t ids[] = { 1 };
+
+	join_ok(b, 1);
+	assert_int_equal(request(b), BARRIER_REQ_STARTED);
+	run_phases(b, ids, 1, COORD_PH_SUSPEND, COORD_PH_COMMIT, 1, 0);
+	expect_done(1, 1);
+	expect_phase(ids, 1, COORD_PH_REFILL, 1, 0);
+	assert_int_equal(request(b), BARRIER_REQ_QUEUED);
+	no_more();
+	ack(b, 1, COORD_PH_REFILL, 1);
+	expect_phase(ids, 1, COORD_PH_RESUME, 1, 0);
+	expect_phase(ids, 1, COORD_PH_SUSPEND, 2, 0);
+	no_more();
+}
+
 static void nothing_to_checkpoint(void **state)
 {
 	struct barrier *b = *state;
@@ -950,6 +970,7 @@ int main(void)
 		T(exiting_process_gets_no_refill),
 		T(launched_exit_after_process_exits_after_commit),
 		T(coalesced_requests),
+		T(request_after_commit_is_queued),
 		T(nothing_to_checkpoint),
 		T(joiner_waits_for_the_checkpoint),
 		T(joiner_during_aborted_checkpoint_joins_too),
