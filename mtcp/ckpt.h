@@ -104,5 +104,7 @@ extern struct cryo_restart_info cryo_restart_info_g;
  * are not (they come back as zeros after a restart). NULL after logging. */
 void *ckpt_mem(size_t len);
 void *ckpt_scratch(size_t len);
+/* The lowest fd the library keeps for itself (the application's are below). */
+int ckpt_fd_base(void);
 
 #endif /* CRYO_MTCP_CKPT_H */

@@ -46,6 +46,7 @@
 #include "mtcp/sys.h"
 #include "mtcp/util.h"
 #include "mtcp/wrap_signal.h"
+#include "plugin/plugin.h"
 
 #define ACK_OK "CRYO-OK\n"
 #define ACK_LEN 8
@@ -73,6 +74,7 @@ static int coord_fd = -1;
 static struct image_writer *writer;
 static int parked;
 static int migrated_report;
+static int restart_pending;	/* restarted, waiting for RESUME */
 static uint64_t t_suspend_ns;	/* CLOCK_REALTIME */
 static char tmp_path[COORD_PATH_MAX], final_path[COORD_PATH_MAX];
 static union {
@@ -94,6 +96,11 @@ static void *map_anon(size_t len)
 void *ckpt_mem(size_t len)
 {
 	return map_anon(len);
+}
+
+int ckpt_fd_base(void)
+{
+	return fd_base;
 }
 
 void *ckpt_scratch(size_t len)
@@ -220,7 +227,7 @@ static void fail(struct coord_barrier_done *d, const char *why)
 
 static int prepare(void)
 {
-	if (threads_prepare() < 0)
+	if (threads_prepare() < 0 || plugin_run(PLUGIN_PRE_CKPT) < 0)
 		return -1;
 	if (!writer) {
 		writer = image_writer_new(compress_level);
@@ -408,6 +415,10 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 	saved_proc.pid = vpid;
 	saved_proc.ppid = (uint32_t)getppid();
 	saved_proc.restart_info = (uint64_t)(uintptr_t)&cryo_restart_info_g;
+	if (plugin_run(PLUGIN_CKPT) < 0) {
+		fail(d, "a plugin could not save its state");
+		return 0;
+	}
 	if (stream) {
 		fd = open_target_stream(dest, d);
 		flags |= IMAGE_HDR_STREAM;
@@ -507,6 +518,9 @@ static void on_barrier(const struct coord_barrier *b)
 			unlink(tmp_path);
 			tmp_path[0] = '\0';
 		}
+		if (parked && !restart_pending)
+			plugin_run(PLUGIN_RESUME);
+		restart_pending = 0;
 		release();
 		send_done(&d);
 		if (migrated_report) {
@@ -585,6 +599,8 @@ static void restarted(void)
 	log_setup(log_level_cur, fd >= 0 ? reserve_fd(fd) : 2);
 	log_info("restarted from generation %u as pid %d", generation, getpid());
 	proc_restore(&saved_proc);
+	plugin_run(PLUGIN_RESTART);
+	restart_pending = 1;
 	/* The next checkpoint of a restarted process goes to a file as usual. */
 	exit_after = 0;
 	lm_dest[0] = '\0';
@@ -602,6 +618,7 @@ static void restarted(void)
 		coord_fd = fd;
 	}
 	if (coord_fd < 0) {
+		restart_pending = 0;
 		release();
 		if (migrated_report)
 			send_report();
@@ -670,7 +687,7 @@ __attribute__((constructor)) static void cryo_init(void)
 	vpid = (uint32_t)getpid();
 	if (getrandom(&upid, sizeof(upid), 0) != sizeof(upid))
 		upid = ((uint64_t)getpid() << 32) ^ util_now_ns(CLOCK_REALTIME);
-	if (threads_init() < 0 || !coord_addrlen)
+	if (threads_init() < 0 || plugin_run(PLUGIN_INIT) < 0 || !coord_addrlen)
 		return;
 	fd = coord_register(0);
 	if (fd < 0)

@@ -2,9 +2,7 @@
  * application does with signals: it can neither install a handler for it,
  * nor block it, nor wait for it (each call sees a copy of the mask or set
  * with the checkpoint signal removed), and its own view of that signal's
- * action is kept in a shadow. They also translate thread ids for
- * pthread_kill and pthread_sigqueue after a restart, when glibc's cached
- * tid of another thread is the virtual one from the first run.
+ * action is kept in a shadow.
  *
  * Each wrapper may run before the library's constructor (another
  * library's constructor can call it), so the real functions are resolved
@@ -13,7 +11,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/select.h>
@@ -33,8 +30,6 @@ static int (*real_sigwaitinfo)(const sigset_t *, siginfo_t *);
 static int (*real_sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
 static int (*real_ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
-static int (*real_pthread_kill)(pthread_t, int);
-static int (*real_pthread_sigqueue)(pthread_t, int, const union sigval);
 
 /* What the application believes is installed for the checkpoint signal. */
 static struct sigaction shadow;
@@ -54,8 +49,6 @@ void wrap_signal_init(void)
 	RESOLVE(sigtimedwait);
 	RESOLVE(ppoll);
 	RESOLVE(pselect);
-	RESOLVE(pthread_kill);
-	RESOLVE(pthread_sigqueue);
 }
 
 static int is_ckpt(int sig)
@@ -169,51 +162,4 @@ CRYO_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct tim
 
 	wrap_signal_init();
 	return real_pselect(n, r, w, e, ts, filtered(mask, &copy));
-}
-
-/* The kernel tid of another thread, when it differs from glibc's cached one. */
-static pid_t translated_tid(pthread_t th)
-{
-	pid_t vtid, tid;
-
-	if (threads_tid_offset < 0 || pthread_equal(th, pthread_self()))
-		return 0;
-	vtid = *(volatile pid_t *)((char *)th + threads_tid_offset);
-	if (vtid <= 0)
-		return 0;
-	tid = threads_real_tid(vtid);
-	return tid != vtid ? tid : 0;
-}
-
-CRYO_EXPORT int pthread_kill(pthread_t th, int sig)
-{
-	pid_t tid;
-	long r;
-
-	wrap_signal_init();
-	tid = translated_tid(th);
-	if (!tid)
-		return real_pthread_kill(th, sig);
-	r = sys_tgkill((int)sys_getpid(), tid, sig);
-	return sys_failed(r) ? (int)-r : 0;
-}
-
-CRYO_EXPORT int pthread_sigqueue(pthread_t th, int sig, const union sigval value)
-{
-	siginfo_t info;
-	pid_t tid;
-	long r;
-
-	wrap_signal_init();
-	tid = translated_tid(th);
-	if (!tid)
-		return real_pthread_sigqueue(th, sig, value);
-	memset(&info, 0, sizeof(info));
-	info.si_signo = sig;
-	info.si_code = SI_QUEUE;
-	info.si_pid = getpid();
-	info.si_uid = getuid();
-	info.si_value = value;
-	r = sys_rt_tgsigqueueinfo((int)sys_getpid(), tid, sig, &info);
-	return sys_failed(r) ? (int)-r : 0;
 }

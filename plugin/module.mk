@@ -1,1 +1,2 @@
-# plugin: the plugin registry and the built-in plugins of libcryo.so (issue 3).
+# plugin: the plugin registry and the built-in plugins of libcryo.so.
+libcryo_SRCS += plugin/registry.c plugin/fd/fd.c

@@ -1,0 +1,48 @@
+/* The built-in plugins and the order they run in (see plugin.h). */
+#define LOG_PREFIX "plugin: "
+#include <stddef.h>
+#include "mtcp/log.h"
+#include "plugin/fd/fd.h"
+#include "plugin/plugin.h"
+
+static const struct cryo_plugin *const registry[] = {
+	&fd_plugin,
+};
+
+#define NPLUGINS (sizeof(registry) / sizeof(registry[0]))
+
+static int (*hook_of(const struct cryo_plugin *p, enum plugin_hook h))(void)
+{
+	switch (h) {
+	case PLUGIN_INIT:
+		return p->init;
+	case PLUGIN_PRE_CKPT:
+		return p->pre_ckpt;
+	case PLUGIN_CKPT:
+		return p->ckpt;
+	case PLUGIN_RESUME:
+		return p->resume;
+	case PLUGIN_RESTART:
+		return p->restart;
+	}
+	return NULL;
+}
+
+int plugin_run(enum plugin_hook hook)
+{
+	int reverse = hook == PLUGIN_RESUME || hook == PLUGIN_RESTART, ret = 0;
+	size_t i;
+
+	for (i = 0; i < NPLUGINS; i++) {
+		const struct cryo_plugin *p = registry[reverse ? NPLUGINS - 1 - i : i];
+		int (*fn)(void) = hook_of(p, hook);
+
+		if (!fn || fn() == 0)
+			continue;
+		log_debug("plugin %s failed hook %d", p->name, (int)hook);
+		ret = -1;
+		if (!reverse)
+			break;
+	}
+	return ret;
+}
