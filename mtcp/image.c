@@ -5,9 +5,10 @@
  * threads are frozen, maybe holding the malloc lock, so everything is
  * reserved in image_writer_new() and image_writer_prepare(): the chunk
  * buffers, a zstd context living in a fixed workspace sized for the level
- * and for chunks of IMAGE_CHUNK_MAX bytes (zstd never allocates in it), and
- * the SHA-256 context (EVP; Update and Final do not allocate). From
- * image_writer_begin() on, the writer makes only write(2)/sendmsg(2) calls.
+ * and for chunks of IMAGE_CHUNK_MAX bytes (zstd never allocates in it), the
+ * SHA-256 context (EVP; Update and Final do not allocate) and a stack for
+ * the I/O helper. From image_writer_begin() on, the writer makes system
+ * calls only.
  *
  * Page data is cut into PAGES chunks of at most IMAGE_CHUNK_MAX decoded
  * bytes. Consecutive pages merge into one run; a chunk is written when it
@@ -18,11 +19,22 @@
  * chunk that does not shrink is stored raw.
  *
  * Every record's header and payload also go into the running SHA-256, which
- * the trailer carries. The first failing write is logged once; from then on
- * every call returns -1 without writing or logging. */
+ * the trailer carries. The SHA-256 (about 1.6 GB/s even with SHA-NI) and the
+ * write(2) copy are the two big costs of an uncompressed image, so they
+ * overlap: a sealed chunk is handed to an I/O helper, a bare thread made
+ * with clone(2) on the first chunk of a stream and ended with the stream,
+ * which writes it with raw system calls (no libc, no TLS, every signal
+ * blocked) while this thread checksums and compresses the next one. Two
+ * chunk slots alternate between them. Other records are small and written
+ * by the calling thread once the helper is idle. If the helper cannot be
+ * made, everything is written by the calling thread.
+ *
+ * The first failing write is logged once; from then on every call returns
+ * -1 without writing or logging. */
 #define LOG_PREFIX "image: "
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +44,13 @@
 #include <unistd.h>
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
+#include <linux/futex.h>
+#include <linux/sched.h>
 #include <openssl/evp.h>
 #include "mtcp/image.h"
 #include "mtcp/image-priv.h"
 #include "mtcp/log.h"
+#include "mtcp/sys.h"
 
 #define W_PAGES_HEAD_MAX \
 	(sizeof(struct image_pages) + IMAGE_PAGES_MAX_RUNS * sizeof(struct image_run))
@@ -58,6 +73,23 @@ _Static_assert(offsetof(struct w_pages_head, pg) == sizeof(struct image_rec_hdr)
 _Static_assert(offsetof(struct w_pages_head, runs) ==
 	       sizeof(struct image_rec_hdr) + sizeof(struct image_pages), "padding");
 
+/* One chunk: built by the caller's thread, then written by the helper. */
+struct w_slot {
+	struct w_pages_head head;
+	/* iov[0]: the head; iov[1..]: the data, the caller's pages in place
+	 * or the slot's own buffers. */
+	struct iovec iov[IMAGE_PAGES_MAX_RUNS + 1];
+	int niov;		/* entries of iov to write, once sealed */
+	size_t total;		/* their bytes */
+	uint64_t at;		/* stream offset, for the error message */
+	uint8_t *stage;		/* IMAGE_CHUNK_MAX: live copies, gathered runs */
+	uint8_t *zout;		/* the compressed chunk (with a zstd level) */
+};
+
+enum w_helper_cmd { W_HELPER_IDLE, W_HELPER_BUSY, W_HELPER_EXIT };
+
+#define W_HELPER_STACK (64 * 1024)
+
 struct image_writer {
 	enum w_state state;
 	int fd;
@@ -71,18 +103,26 @@ struct image_writer {
 	EVP_MD_CTX *sha;
 	void *zwork;		/* the zstd context lives here */
 	ZSTD_CCtx *cctx;
-	uint8_t *stage;		/* IMAGE_CHUNK_MAX: live copies, gathered runs */
-	uint8_t *zout;
 	size_t zout_cap;
 
-	/* The chunk being built: runs in head.runs, data in iov[1..niov]. */
+	/* The chunk being built, in slot[cur]: runs in head.runs, data in
+	 * iov[1..niov]. */
+	struct w_slot slot[2];
+	int cur;
 	uint32_t area, nruns, niov, chunk_pages;
 	/* The end of the last run added, for the ordering check. */
 	uint32_t last_area;
 	uint64_t last_end;
 	bool have_last;
-	struct w_pages_head head;
-	struct iovec iov[IMAGE_PAGES_MAX_RUNS + 1];
+
+	/* The I/O helper. h_cmd is the futex both sides wait on: the helper
+	 * while it is IDLE, the caller while it is BUSY. */
+	void *h_stack;
+	volatile int h_tid;	/* its tid; the kernel clears it at its exit */
+	int h_cmd;		/* enum w_helper_cmd */
+	int h_slot;		/* the slot it writes */
+	int h_err;		/* errno of its failed write, or 0 */
+	bool h_none;		/* clone failed: write from the caller's thread */
 };
 
 static void *w_alloc(size_t n, const char *what)
@@ -131,8 +171,12 @@ static int w_zstd_init(struct image_writer *w)
 		return -1;
 	}
 	w->zout_cap = ZSTD_compressBound(IMAGE_CHUNK_MAX);
-	w->zout = w_alloc(w->zout_cap, "compression buffer");
-	return w->zout ? 0 : -1;
+	for (int i = 0; i < 2; i++) {
+		w->slot[i].zout = w_alloc(w->zout_cap, "compression buffer");
+		if (!w->slot[i].zout)
+			return -1;
+	}
+	return 0;
 }
 
 struct image_writer *image_writer_new(int level)
@@ -145,8 +189,12 @@ struct image_writer *image_writer_new(int level)
 	}
 	w->fd = -1;
 	w->level = level;
-	w->stage = w_alloc(IMAGE_CHUNK_MAX, "chunk buffer");
-	if (!w->stage)
+	/* Untouched until used (live pages, gathered runs): malloc maps
+	 * buffers this big on demand, so they cost address space only. */
+	w->slot[0].stage = w_alloc(IMAGE_CHUNK_MAX, "chunk buffer");
+	w->slot[1].stage = w_alloc(IMAGE_CHUNK_MAX, "chunk buffer");
+	w->h_stack = w_alloc(W_HELPER_STACK, "I/O helper stack");
+	if (!w->slot[0].stage || !w->slot[1].stage || !w->h_stack)
 		goto err;
 	if (level && w_zstd_init(w) < 0)
 		goto err;
@@ -164,20 +212,27 @@ err:
 	return NULL;
 }
 
+static void w_helper_stop(struct image_writer *w);
+
 void image_writer_free(struct image_writer *w)
 {
 	if (!w)
 		return;
+	w_helper_stop(w);
 	EVP_MD_CTX_free(w->sha);
 	EVP_MD_free(w->md);
-	free(w->zout);
+	free(w->slot[0].zout);
+	free(w->slot[1].zout);
 	free(w->zwork);
-	free(w->stage);
+	free(w->slot[0].stage);
+	free(w->slot[1].stage);
+	free(w->h_stack);
 	free(w);
 }
 
 int image_writer_prepare(struct image_writer *w)
 {
+	w_helper_stop(w);
 	if (!EVP_DigestInit_ex(w->sha, w->md, NULL)) {
 		log_err("cannot start a SHA-256 digest for the image");
 		w->state = W_FAILED;
@@ -199,10 +254,144 @@ static void w_chunk_reset(struct image_writer *w)
 	w->chunk_pages = 0;
 }
 
+/* Writes every byte of iov[0..n) (modifying the array), retrying short
+ * writes and EINTR and waiting out EAGAIN. Raw system calls only, no errno:
+ * the I/O helper runs this. 0, or -errno. */
+static long w_writev_raw(int fd, bool sock, struct iovec *iov, int n)
+{
+	while (n) {
+		long r;
+
+		if (sock) {
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+			r = sys_call3(__NR_sendmsg, fd, &mh, MSG_NOSIGNAL);
+		} else {
+			r = sys_call3(__NR_writev, fd, iov, n);
+		}
+		if (sys_failed(r)) {
+			/* A non-blocking fd (a migration socket may be one):
+			 * wait until it drains instead of failing. */
+			if (r == -EAGAIN) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+				r = sys_call3(__NR_poll, &pfd, 1, -1);
+				if (sys_failed(r) && r != -EINTR)
+					return r;
+				continue;
+			}
+			if (r == -EINTR)
+				continue;
+			return r;
+		}
+		while (n && (size_t)r >= iov->iov_len) {
+			r -= (long)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* The I/O helper's life: wait for a slot, write it, report, again. It
+ * shares the caller's TLS (no CLONE_SETTLS), so it must stay away from libc
+ * and errno: raw system calls only. */
+static void w_helper_main(void *arg)
+{
+	struct image_writer *w = arg;
+
+	for (;;) {
+		int cmd = __atomic_load_n(&w->h_cmd, __ATOMIC_ACQUIRE);
+		struct w_slot *s;
+		long r;
+
+		if (cmd == W_HELPER_IDLE) {
+			sys_futex(&w->h_cmd, FUTEX_WAIT_PRIVATE, W_HELPER_IDLE, NULL);
+			continue;
+		}
+		if (cmd == W_HELPER_EXIT)
+			sys_exit_thread(0);
+		s = &w->slot[w->h_slot];
+		r = w_writev_raw(w->fd, w->sock, s->iov, s->niov);
+		w->h_err = sys_failed(r) ? (int)-r : 0;
+		__atomic_store_n(&w->h_cmd, W_HELPER_IDLE, __ATOMIC_RELEASE);
+		sys_futex(&w->h_cmd, FUTEX_WAKE_PRIVATE, 1, NULL);
+	}
+}
+
+/* Starts the helper unless it runs or cannot run. true if it runs. */
+static bool w_helper_start(struct image_writer *w)
+{
+	const unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+				    CLONE_THREAD | CLONE_SYSVSEM | CLONE_CHILD_CLEARTID;
+	uint64_t all = ~0ull, old;
+	char *top = (char *)w->h_stack + W_HELPER_STACK;
+	long tid;
+
+	if (w->h_tid || w->h_none)
+		return !w->h_none;
+	w->h_cmd = W_HELPER_IDLE;
+	w->h_err = 0;
+	/* Born with every signal blocked: no handler of the application may
+	 * run on it, and no process-wide signal is lost to it. */
+	sys_rt_sigprocmask(SIG_SETMASK, &all, &old);
+	tid = sys_clone_thread(flags, (void *)((uintptr_t)top & ~(uintptr_t)15), (void *)&w->h_tid,
+			       0, w_helper_main, w);
+	sys_rt_sigprocmask(SIG_SETMASK, &old, NULL);
+	if (sys_failed(tid)) {
+		log_debug("image: no I/O helper thread (clone: errno %ld); writing inline", -tid);
+		w->h_none = true;
+		return false;
+	}
+	/* It exits only when told to, so storing its tid here races with
+	 * nothing; the kernel clears it when the thread is gone. */
+	w->h_tid = (int)tid;
+	return true;
+}
+
+/* Waits until the helper has written its slot. -1 after logging if that
+ * write failed. */
+static int w_helper_wait(struct image_writer *w)
+{
+	while (__atomic_load_n(&w->h_cmd, __ATOMIC_ACQUIRE) == W_HELPER_BUSY)
+		sys_futex(&w->h_cmd, FUTEX_WAIT_PRIVATE, W_HELPER_BUSY, NULL);
+	if (w->h_err) {
+		const struct w_slot *s = &w->slot[w->h_slot];
+
+		log_syserr(w->h_err, "write %zu bytes of the image at byte %llu", s->total,
+			   (unsigned long long)s->at);
+		w->h_err = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* Ends the helper, if it runs, once its write is done: no thread of ours
+ * outlives a stream (the engine would find it at the next suspend). */
+static void w_helper_stop(struct image_writer *w)
+{
+	int tid;
+
+	if (!w->h_tid)
+		return;
+	while (__atomic_load_n(&w->h_cmd, __ATOMIC_ACQUIRE) == W_HELPER_BUSY)
+		sys_futex(&w->h_cmd, FUTEX_WAIT_PRIVATE, W_HELPER_BUSY, NULL);
+	__atomic_store_n(&w->h_cmd, W_HELPER_EXIT, __ATOMIC_RELEASE);
+	sys_futex(&w->h_cmd, FUTEX_WAKE_PRIVATE, 1, NULL);
+	/* The kernel's CLONE_CHILD_CLEARTID wake is a shared-futex wake. */
+	while ((tid = __atomic_load_n(&w->h_tid, __ATOMIC_ACQUIRE)) != 0)
+		sys_futex(&w->h_tid, FUTEX_WAIT, tid, NULL);
+}
+
 void image_writer_begin(struct image_writer *w, int fd)
 {
 	struct stat st;
 
+	w_helper_stop(w);
 	if (w->state != W_READY) {
 		log_err("image writer started without image_writer_prepare()");
 		w->state = W_FAILED;
@@ -217,6 +406,8 @@ void image_writer_begin(struct image_writer *w, int fd)
 	w->sock = S_ISSOCK(st.st_mode);
 	w->bytes = w->records = w->pages = 0;
 	w->have_last = false;
+	w->h_none = false;
+	w->cur = 0;
 	w_chunk_reset(w);
 	w->state = W_OPEN;
 }
@@ -237,79 +428,62 @@ static int w_usable(struct image_writer *w)
 static int w_fail(struct image_writer *w)
 {
 	w->state = W_FAILED;
+	w_helper_stop(w);
 	return -1;
 }
 
-/* Writes every byte of iov[0..n) (modifying the array), retrying short
- * writes and EINTR. */
-static int w_writev(struct image_writer *w, struct iovec *iov, int n, size_t total)
+/* Adds iov[0..n) to the stream's SHA-256; their length in *total. */
+static int w_hash(struct image_writer *w, const struct iovec *iov, int n, size_t *total)
 {
-	uint64_t at = w->bytes;
+	int i;
 
-	while (n) {
-		ssize_t r;
-
-		if (w->sock) {
-			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-
-			r = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
-		} else {
-			r = writev(w->fd, iov, n);
+	*total = 0;
+	for (i = 0; i < n; i++) {
+		if (iov[i].iov_len && !EVP_DigestUpdate(w->sha, iov[i].iov_base, iov[i].iov_len)) {
+			log_err("SHA-256 of the image failed");
+			return -1;
 		}
-		if (r < 0) {
-			struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
-
-			if (errno == EINTR)
-				continue;
-			/* A non-blocking fd (a migration socket may be one):
-			 * wait until it drains instead of failing. */
-			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    (poll(&pfd, 1, -1) >= 0 || errno == EINTR))
-				continue;
-			log_perror("write %zu bytes of the image at byte %llu", total,
-				   (unsigned long long)at);
-			return w_fail(w);
-		}
-		at += (uint64_t)r;
-		while (n && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (char *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
+		*total += iov[i].iov_len;
 	}
 	return 0;
 }
 
-/* Hashes and writes one record whose header is iov[0]. */
+/* Writes one record, whose header is iov[0], from the calling thread, after
+ * whatever the helper is writing. */
 static int w_emit(struct image_writer *w, struct iovec *iov, int n, bool hash)
 {
 	size_t total = 0;
+	long r;
 	int i;
 
-	for (i = 0; i < n; i++) {
-		if (hash && iov[i].iov_len &&
-		    !EVP_DigestUpdate(w->sha, iov[i].iov_base, iov[i].iov_len)) {
-			log_err("SHA-256 of the image failed");
-			return w_fail(w);
-		}
-		total += iov[i].iov_len;
+	if (w->h_tid && w_helper_wait(w) < 0)
+		return w_fail(w);
+	if (hash && w_hash(w, iov, n, &total) < 0)
+		return w_fail(w);
+	if (!hash)
+		for (i = 0; i < n; i++)
+			total += iov[i].iov_len;
+	r = w_writev_raw(w->fd, w->sock, iov, n);
+	if (sys_failed(r)) {
+		log_syserr((int)-r, "write %zu bytes of the image at byte %llu", total,
+			   (unsigned long long)w->bytes);
+		return w_fail(w);
 	}
-	if (w_writev(w, iov, n, total) < 0)
-		return -1;
 	w->bytes += total;
 	return 0;
 }
 
+/* Seals the chunk being built (compress, CRC, hash) and hands it to the
+ * helper, or writes it here if there is none; the next chunk is built in
+ * the other slot. */
 static int w_flush(struct image_writer *w)
 {
-	struct w_pages_head *h = &w->head;
+	struct w_slot *s = &w->slot[w->cur];
+	struct w_pages_head *h = &s->head;
 	size_t raw_len = (size_t)w->chunk_pages * IMAGE_PAGE_SIZE, head_len;
-	struct iovec *data = &w->iov[1];
+	struct iovec *data = &s->iov[1];
 	uint32_t ndata = w->niov, crc, i;
+	long r;
 
 	if (!w->chunk_pages)
 		return 0;
@@ -321,17 +495,17 @@ static int w_flush(struct image_writer *w)
 		size_t z;
 
 		if (ndata > 1) {
-			uint8_t *p = w->stage;
+			uint8_t *p = s->stage;
 
 			for (i = 0; i < ndata; i++) {
 				memcpy(p, data[i].iov_base, data[i].iov_len);
 				p += data[i].iov_len;
 			}
-			src = w->stage;
-			data[0] = (struct iovec){ w->stage, raw_len };
+			src = s->stage;
+			data[0] = (struct iovec){ s->stage, raw_len };
 			ndata = 1;
 		}
-		z = ZSTD_compress2(w->cctx, w->zout, w->zout_cap, src, raw_len);
+		z = ZSTD_compress2(w->cctx, s->zout, w->zout_cap, src, raw_len);
 		if (ZSTD_isError(z)) {
 			/* Cannot happen with a workspace sized for the level;
 			 * storing raw keeps the checkpoint. */
@@ -342,7 +516,7 @@ static int w_flush(struct image_writer *w)
 		} else if (z < raw_len) {
 			h->pg.codec = IMAGE_CODEC_ZSTD;
 			h->pg.stored_len = (uint32_t)z;
-			data[0] = (struct iovec){ w->zout, z };
+			data[0] = (struct iovec){ s->zout, z };
 		}
 	}
 	head_len = sizeof(h->pg) + w->nruns * sizeof(struct image_run);
@@ -351,11 +525,30 @@ static int w_flush(struct image_writer *w)
 		crc = image_crc32c(crc, data[i].iov_base, data[i].iov_len);
 	h->rh = (struct image_rec_hdr){ .type = IMAGE_REC_PAGES, .crc = crc,
 					.len = head_len + h->pg.stored_len };
-	w->iov[0] = (struct iovec){ h, sizeof(h->rh) + head_len };
-	if (w_emit(w, w->iov, (int)ndata + 1, true) < 0)
-		return -1;
+	s->iov[0] = (struct iovec){ h, sizeof(h->rh) + head_len };
+	s->niov = (int)ndata + 1;
+	if (w_hash(w, s->iov, s->niov, &s->total) < 0)
+		return w_fail(w);
+	s->at = w->bytes;
+	w->bytes += s->total;
 	w->records++;
 	w->pages += w->chunk_pages;
+
+	if (w_helper_start(w)) {
+		if (w_helper_wait(w) < 0)	/* the previous chunk, from the other slot */
+			return w_fail(w);
+		w->h_slot = w->cur;
+		__atomic_store_n(&w->h_cmd, W_HELPER_BUSY, __ATOMIC_RELEASE);
+		sys_futex(&w->h_cmd, FUTEX_WAKE_PRIVATE, 1, NULL);
+	} else {
+		r = w_writev_raw(w->fd, w->sock, s->iov, s->niov);
+		if (sys_failed(r)) {
+			log_syserr((int)-r, "write %zu bytes of the image at byte %llu", s->total,
+				   (unsigned long long)s->at);
+			return w_fail(w);
+		}
+	}
+	w->cur ^= 1;
 	w_chunk_reset(w);
 	return 0;
 }
@@ -401,26 +594,27 @@ int image_writer_record(struct image_writer *w, uint32_t type, const void *a, si
 /* Adds n pages (fitting in the current chunk) to the chunk. */
 static void w_add(struct image_writer *w, uint64_t first, const uint8_t *addr, uint32_t n)
 {
-	struct image_run *last = w->nruns ? &w->head.runs[w->nruns - 1] : NULL;
+	struct w_slot *s = &w->slot[w->cur];
+	struct image_run *last = w->nruns ? &s->head.runs[w->nruns - 1] : NULL;
 	size_t len = (size_t)n * IMAGE_PAGE_SIZE;
 	struct iovec *iov;
 
 	if (last && last->first + last->count == first)
 		last->count += n;
 	else
-		w->head.runs[w->nruns++] = (struct image_run){ .first = first, .count = n };
+		s->head.runs[w->nruns++] = (struct image_run){ .first = first, .count = n };
 
 	if (w->live) {
 		/* A snapshot: the CRC, the hash and the bytes sent must agree
 		 * even if the application writes the page meanwhile. */
-		memcpy(w->stage + (size_t)w->chunk_pages * IMAGE_PAGE_SIZE, addr, len);
-		addr = w->stage + (size_t)w->chunk_pages * IMAGE_PAGE_SIZE;
+		memcpy(s->stage + (size_t)w->chunk_pages * IMAGE_PAGE_SIZE, addr, len);
+		addr = s->stage + (size_t)w->chunk_pages * IMAGE_PAGE_SIZE;
 	}
-	iov = w->niov ? &w->iov[w->niov] : NULL;
+	iov = w->niov ? &s->iov[w->niov] : NULL;
 	if (iov && (const uint8_t *)iov->iov_base + iov->iov_len == addr)
 		iov->iov_len += len;
 	else
-		w->iov[++w->niov] = (struct iovec){ (void *)addr, len };
+		s->iov[++w->niov] = (struct iovec){ (void *)addr, len };
 	w->chunk_pages += n;
 }
 
@@ -495,6 +689,7 @@ int image_writer_finish(struct image_writer *w)
 	iov[1] = (struct iovec){ &t, sizeof(t) };
 	if (w_emit(w, iov, 2, false) < 0)
 		return -1;
+	w_helper_stop(w);
 	w->state = W_DONE;
 	return 0;
 }

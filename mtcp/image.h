@@ -223,7 +223,11 @@ _Static_assert(sizeof(struct image_trailer) == 64, "layout changed: bump IMAGE_V
  * Made with image_writer_new() while the application still runs (it
  * allocates every buffer and the zstd and SHA-256 contexts); afterwards
  * begin/record/pages/finish never allocate, so they may run while the
- * application's threads are frozen. Not thread-safe: one writer, one thread. */
+ * application's threads are frozen. Not thread-safe: one writer, one thread.
+ * From a stream's first PAGES chunk until image_writer_finish() returns (or
+ * the stream fails, or the writer is prepared again or freed) the writer
+ * runs one I/O thread of its own: a bare clone(2) thread with every signal
+ * blocked, making raw write system calls only. */
 struct image_writer;
 
 /* level: zstd level, 0 = store raw. NULL after logging on failure. */
@@ -253,7 +257,8 @@ int image_writer_pages(struct image_writer *w, uint32_t area, uint64_t first, co
 void image_writer_set_live(struct image_writer *w, bool live);
 /* Flushes the last chunk and writes the TRAILER. */
 int image_writer_finish(struct image_writer *w);
-/* Bytes written to the stream so far, and pages stored. */
+/* Bytes of the stream so far (chunks handed to the I/O thread included),
+ * and pages stored. */
 uint64_t image_writer_bytes(const struct image_writer *w);
 uint64_t image_writer_npages(const struct image_writer *w);
 
