@@ -7,8 +7,7 @@
  * buffers, a zstd context living in a fixed workspace sized for the level
  * and for chunks of IMAGE_CHUNK_MAX bytes (zstd never allocates in it), the
  * SHA-256 context (EVP; Update and Final do not allocate) and a stack for
- * the I/O helper. From image_writer_begin() on, the writer makes system
- * calls only.
+ * the I/O helper. From image_writer_begin() on, nothing allocates.
  *
  * Page data is cut into PAGES chunks of at most IMAGE_CHUNK_MAX decoded
  * bytes. Consecutive pages merge into one run; a chunk is written when it
@@ -41,7 +40,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <unistd.h>
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <linux/futex.h>
@@ -51,9 +49,6 @@
 #include "mtcp/image-priv.h"
 #include "mtcp/log.h"
 #include "mtcp/sys.h"
-
-#define W_PAGES_HEAD_MAX \
-	(sizeof(struct image_pages) + IMAGE_PAGES_MAX_RUNS * sizeof(struct image_run))
 
 enum w_state {
 	W_READY,	/* made or prepared: image_writer_begin() may come */
@@ -343,7 +338,7 @@ static bool w_helper_start(struct image_writer *w)
 			       0, w_helper_main, w);
 	sys_rt_sigprocmask(SIG_SETMASK, &old, NULL);
 	if (sys_failed(tid)) {
-		log_debug("image: no I/O helper thread (clone: errno %ld); writing inline", -tid);
+		log_debug("no I/O helper thread (clone: errno %ld); writing inline", -tid);
 		w->h_none = true;
 		return false;
 	}

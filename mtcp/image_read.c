@@ -29,9 +29,9 @@
 #include "mtcp/log.h"
 #include "mtcp/util.h"
 
-/* More areas than any kernel allows (vm.max_map_count is 65530 by default):
+/* Far more areas than a process has (vm.max_map_count is 65530 by default):
  * a HEADER claiming more is corrupt, and we do not allocate for it. */
-#define R_AREAS_MAX (1u << 24)
+#define R_AREAS_MAX (1u << 22)
 
 enum r_state { RD_OPEN, RD_DONE, RD_FAILED };
 
