@@ -91,9 +91,13 @@ CMD=("$@")
 RANDOM=$SEED
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cryo-test-$NAME.XXXXXX") || { echo "FAIL $NAME: mktemp -d"; exit 1; }
+# Our own messages go to stdout; bash's job notices ("Killed ...") and any
+# stray errors go to a file shown on failure.
+exec 2>>"$T/shell.err"
 RESULT=
 RESULT_DETAIL=
 TRACKED=()		# every process this run started (apps, restarts, helpers)
+SEEN_BEFORE=()		# count mode: largest number out before checkpoint c
 COORD_PID=
 START_MS=0
 
@@ -123,7 +127,8 @@ fail() {
 		echo "==== $NAME failed: $*"
 		show "$T/run.log" 40
 		local f
-		for f in "$T"/ref*.err "$T"/seg*.err "$T"/ckpt*.err "$T"/coord.err "$T"/verify*.log; do
+		for f in "$T"/ref*.err "$T"/seg*.err "$T"/ckpt*.err "$T"/coord.err "$T"/verify*.log \
+			"$T"/shell.err; do
 			[ -e "$f" ] && show "$f" 15
 		done
 		show "$T/cryo.log" 40
@@ -359,24 +364,39 @@ is_shell() {
 	return 1
 }
 
+# waits_for_usr1 PID: SIGUSR1 is blocked in the main thread, or the main
+# thread sits in sigtimedwait (which unblocks what it waits for, so SigBlk
+# does not show it meanwhile): either way SIGUSR1 will not kill it.
+waits_for_usr1() {
+	local blk sc wchan
+	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+	[ -n "$blk" ] && (((0x$blk >> 9) & 1)) && return 0
+	read -r wchan 2>/dev/null <"/proc/$1/wchan"
+	[[ ${wchan:-} == *sigtimedwait* ]] && return 0
+	read -r sc _ 2>/dev/null <"/proc/$1/syscall"
+	[ "${sc:-}" = 128 ]	# rt_sigtimedwait
+}
+
 # wait_restored ROOTPID NEED_SIGBLK: finds the restored program among ROOTPID
 # and its descendants (a restart script may run cryo_restart as a child) and
 # waits until it is the program again: no cryo_restart mapping left and, for
-# marker tests, SIGUSR1 blocked (the harness keeps it blocked), so the
-# continue signal cannot hit cryo_restart's default disposition. Sets APP_PID.
+# marker tests, waits_for_usr1, so the continue signal cannot hit
+# cryo_restart's default disposition. Sets APP_PID.
 wait_restored() {
-	local root=$1 need=$2 end p blk cand
+	local root=$1 need=$2 end p cand prev=
 	now_ms; end=$((REPLY + STEP_TIMEOUT * 1000))
 	while :; do
 		cand=
 		for p in $(descendants "$root"); do
 			alive "$p" && ! is_shell "$p" && { cand=$p; break; }
 		done
-		if [ -n "$cand" ] && ! grep -qF "$RESTART_EXE" "/proc/$cand/maps" 2>/dev/null; then
-			blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$cand/status" 2>/dev/null)
-			if [ "$need" = 0 ] || { [ -n "$blk" ] && (((0x$blk >> 9) & 1)); }; then
-				alive "$cand" && { APP_PID=$cand; return 0; }
-			fi
+		if [ -n "$cand" ] && ! grep -qF "$RESTART_EXE" "/proc/$cand/maps" 2>/dev/null &&
+			{ [ "$need" = 0 ] || waits_for_usr1 "$cand"; }; then
+			# the same process twice in a row: not a passing helper
+			[ "$cand" = "$prev" ] && alive "$cand" && { APP_PID=$cand; return 0; }
+			prev=$cand
+		else
+			prev=
 		fi
 		alive "$root" || fail "restart process $root exited before the program was restored"
 		now_ms
@@ -411,7 +431,7 @@ restart() {
 	LAST_CHILD=$rpid
 	wait_restored "$rpid" "$NEED_SIGBLK"
 	now_ms
-	log "cycle $k: restored as pid $APP_PID in $((REPLY - t0)) ms"
+	log "cycle $k: restored as pid $APP_PID ($(readlink "/proc/$APP_PID/exe" 2>/dev/null)) in $((REPLY - t0)) ms"
 	NSEG=$seg
 }
 
@@ -448,7 +468,7 @@ migrate() {
 	LAST_CHILD=$dpid
 	wait_restored "$dpid" "$NEED_SIGBLK"
 	now_ms
-	log "cycle $k: migrated to pid $APP_PID in $((REPLY - t0)) ms"
+	log "cycle $k: migrated to pid $APP_PID ($(readlink "/proc/$APP_PID/exe" 2>/dev/null)) in $((REPLY - t0)) ms"
 	NSEG=$seg
 }
 
@@ -528,6 +548,9 @@ run_count() {
 			alive "$APP_PID" || fail "the program exited before cycle $c (at $REPLY of $COUNT)"
 			sleep 0.01
 		done
+		mapfile -t segs < <(segments)
+		max_seen "${segs[@]}"
+		SEEN_BEFORE[$c]=$REPLY	# printed before the image: never again
 		cycle "$c"
 		mapfile -t segs < <(segments)
 		max_seen "${segs[@]}"
@@ -543,7 +566,8 @@ run_count() {
 }
 
 # check_count_segments: each segment consecutive integers, each restart
-# resuming at or before the previous last + 1, union exactly 0..COUNT-1.
+# resuming at or before the previous last + 1 (no gap) but after what was
+# printed before its checkpoint began, union exactly 0..COUNT-1.
 check_count_segments() {
 	local i f line n first last prev_first=-1 prev_last=-1 lineno
 	for ((i = 1; i <= NSEG; i++)); do
@@ -571,6 +595,8 @@ check_count_segments() {
 				fail "gap: segment $i starts at $first after $prev_last"
 			[ "$first" -ge "$prev_first" ] ||
 				fail "segment $i starts at $first, before the previous segment's start $prev_first"
+			[ "$first" -gt "${SEEN_BEFORE[$((i - 1))]:--1}" ] ||
+				fail "segment $i starts at $first, but ${SEEN_BEFORE[$((i - 1))]} was printed before checkpoint $((i - 1))"
 		fi
 		log "segment $i: $first..$last"
 		prev_first=$first
@@ -619,16 +645,16 @@ fi
 mapfile -t SEGS < <(segments)
 cat "${SEGS[@]}" >"$T/cryo.out"
 if [ "$COUNT" -gt 0 ]; then
+	[ "$CRYO_STATUS" = "$REF_STATUS" ] ||
+		fail "exit status $CRYO_STATUS under cryo, $REF_STATUS without"
 	check_count_segments
-else
-	if ! cmp -s "$T/ref.out" "$T/cryo.out"; then
-		echo "---- diff reference (-) vs cryo run (+), segments: ${SEGS[*]##*/}"
-		diff -u "$T/ref.out" "$T/cryo.out" | head -n 80
-		fail "output differs from the uninterrupted run"
-	fi
+elif ! cmp -s "$T/ref.out" "$T/cryo.out" || [ "$CRYO_STATUS" != "$REF_STATUS" ]; then
+	echo "---- diff reference (-) vs cryo run (+), segments: ${SEGS[*]##*/}"
+	diff -u "$T/ref.out" "$T/cryo.out" | head -n 60
+	[ "$CRYO_STATUS" = "$REF_STATUS" ] ||
+		fail "exit status $CRYO_STATUS under cryo, $REF_STATUS without"
+	fail "output differs from the uninterrupted run"
 fi
-[ "$CRYO_STATUS" = "$REF_STATUS" ] ||
-	fail "exit status $CRYO_STATUS under cryo, $REF_STATUS without"
 now_ms
 RESULT="PASS $NAME"
 RESULT_DETAIL="$MODE, $CYCLES cycles, $(elapsed)"
