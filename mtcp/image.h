@@ -246,9 +246,9 @@ int image_writer_record(struct image_writer *w, uint32_t type, const void *a, si
 /* Adds npages pages at addr (page index first in area `area`) to the current
  * PAGES chunk; whole chunks are emitted as they fill. Runs must be added in
  * increasing order within an area; a new area flushes the chunk. The pages
- * are not copied: the memory must stay readable and unchanged until its
- * chunk is written (the next call for another area, image_writer_record()
- * or image_writer_finish()), unless image_writer_set_live() was set. */
+ * are not copied: the memory must stay readable and unchanged until
+ * image_writer_finish() returns or the stream fails (the I/O thread may
+ * still be writing a chunk from it), unless image_writer_set_live() is on. */
 int image_writer_pages(struct image_writer *w, uint32_t area, uint64_t first, const void *addr,
 		       uint64_t npages);
 /* live: pages may change or be reused after image_writer_pages() returns
