@@ -1,0 +1,206 @@
+#!/bin/bash
+# test/run-all.sh: every test of cryo, as `make check` runs it.
+#
+#   test/run-all.sh [--unit-only | --integration-only] [--reference-only]
+#                   [--no-user] [NAME...]
+#
+# 1. Unit tests: every binary under build/test/unit/ (cmocka), by name
+#    unit/<dir>/<stem>.
+# 2. Integration tests: each program of test/apps through
+#    test/integration/run.sh (three checkpoint/kill/restart cycles compared
+#    with an uninterrupted run), the python3 and perl counting scripts at
+#    random moments, and migration of counter and python3 over loopback.
+# 3. As root: the same integration list again as the unprivileged user
+#    cryotest (created with `useradd -m` if missing), through
+#    `setpriv --reuid=cryotest --regid=cryotest --init-groups`, names
+#    prefixed "cryotest:". Not run when the caller is not root (the first
+#    pass was unprivileged already) or with --no-user.
+#
+# NAME arguments keep only the tests whose name contains one of them
+# (e.g. `test/run-all.sh signals python`). --reference-only runs the
+# integration programs without cryo, twice, to check that they pass and are
+# deterministic. One line per test, then the summary line "N passed, N failed";
+# the exit status is non-zero if anything failed. A failing test's output
+# (diff, logs, the kept temporary directory) is printed below its line.
+#
+# Environment: CRYO_TEST_TIMEOUT (seconds per run of a program, default 90),
+# CRYO_TEST_STEP_TIMEOUT (one checkpoint, restart or migration, default 45),
+# CRYO_TEST_LOG, CRYO_BIN: passed on to run.sh.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -u
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+RUN=$ROOT/test/integration/run.sh
+APPS=$ROOT/build/test/apps
+PY=/usr/bin/python3	# not a pyenv shim: the unprivileged user must run it
+PERL=/usr/bin/perl
+TEST_USER=cryotest
+export CRYO_TEST_TIMEOUT=${CRYO_TEST_TIMEOUT:-90}
+export CRYO_TEST_STEP_TIMEOUT=${CRYO_TEST_STEP_TIMEOUT:-45}
+
+do_unit=1 do_integ=1 do_user=1 ref_only=0 filters=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--unit-only) do_integ=0; shift ;;
+	--integration-only) do_unit=0; shift ;;
+	--reference-only) ref_only=1; shift ;;
+	--no-user) do_user=0; shift ;;
+	-h | --help) sed -n '2,/^\[ -n/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-*) echo "run-all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+	*) filters+=("$1"); shift ;;
+	esac
+done
+
+passed=0 failed=0
+START=$SECONDS
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/cryo-run-all.XXXXXX") || exit 1
+trap 'rm -rf "$LOGDIR"' EXIT
+
+wanted() {
+	local f
+	[ ${#filters[@]} = 0 ] && return 0
+	for f in "${filters[@]}"; do
+		[[ $1 == *"$f"* ]] && return 0
+	done
+	return 1
+}
+
+# report NAME STATUS LOG [LINE]: one line per test; the log under a failure.
+report() {
+	local name=$1 rc=$2 log=$3 line=${4:-}
+	if [ "$rc" = 0 ]; then
+		passed=$((passed + 1))
+		echo "${line:-PASS $name}"
+	else
+		failed=$((failed + 1))
+		echo "${line:-FAIL $name (exit status $rc)}"
+		[ -s "$log" ] && tail -n 100 "$log" | sed 's/^/    /'
+	fi
+}
+
+# ------------------------------------------------------------- unit tests
+
+run_units() {
+	local bin name rc n=0
+	[ -d build/test/unit ] || { echo "(no unit tests built: run make unit)"; return; }
+	while IFS= read -r bin; do
+		name=unit/${bin#build/test/unit/}
+		wanted "$name" || continue
+		n=$((n + 1))
+		timeout -k 10 300 "$bin" >"$LOGDIR/unit.log" 2>&1 </dev/null
+		rc=$?
+		[ "$rc" = 124 ] && echo "(timed out after 300 s)" >>"$LOGDIR/unit.log"
+		report "$name" "$rc" "$LOGDIR/unit.log"
+	done < <(find build/test/unit -type f -perm -u+x ! -name '*.*' | sort)
+	[ "$n" -gt 0 ] || [ ${#filters[@]} -gt 0 ] || echo "(no unit test binaries under build/test/unit)"
+}
+
+# ------------------------------------------------------ integration tests
+
+# The list: NAME then run.sh's arguments after the name.
+TESTS=()
+for app in counter threads signals bigmem filemap recursion tls zeropages mremap \
+	gettimeofday clock dlopen stdio; do
+	TESTS+=("$app|-- $APPS/$app")
+done
+TESTS+=("python|--count 150 -- $PY $ROOT/test/apps/count.py 150")
+TESTS+=("perl|--count 150 -- $PERL $ROOT/test/apps/count.pl 150")
+TESTS+=("migrate-counter|--mode migrate -- $APPS/counter")
+TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $ROOT/test/apps/count.py 150")
+
+# run_integration PREFIX CMD-PREFIX...: the list, each through run.sh.
+run_integration() {
+	local prefix=$1 entry name args rc last
+	shift
+	for entry in "${TESTS[@]}"; do
+		name=${entry%%|*}
+		args=${entry#*|}
+		wanted "$prefix$name" || continue
+		local opts=() rest=()
+		# split "OPTS -- CMD" (no argument contains spaces)
+		read -r -a rest <<<"$args"
+		while [ "${rest[0]}" != -- ]; do opts+=("${rest[0]}"); rest=("${rest[@]:1}"); done
+		[ "$ref_only" = 1 ] && opts+=(--reference-only)
+		timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "$RUN" "${opts[@]}" \
+			"$prefix$name" "${rest[@]}" >"$LOGDIR/integ.log" 2>&1 </dev/null
+		rc=$?
+		last=$(tail -n 1 "$LOGDIR/integ.log")
+		case $last in PASS* | FAIL*) ;; *) last= ;; esac
+		[ "$rc" = 124 ] && last="FAIL $prefix$name (run.sh itself timed out)"
+		[ "$rc" != 0 ] && [ "${last%% *}" = PASS ] && last="FAIL $prefix$name (run.sh exited $rc)"
+		report "$prefix$name" "$rc" "$LOGDIR/integ.log" "$last"
+	done
+}
+
+# The unprivileged pass: same list as $TEST_USER.
+run_as_user() {
+	local home utmp f missing=
+	[ ${#filters[@]} -gt 0 ] && ! wanted_any_user && return
+	if ! id "$TEST_USER" >/dev/null 2>&1; then
+		useradd -m "$TEST_USER" >"$LOGDIR/useradd.log" 2>&1 ||
+			{ report "$TEST_USER:setup" 1 "$LOGDIR/useradd.log" \
+				"FAIL $TEST_USER:setup (useradd -m $TEST_USER failed)"; return; }
+	fi
+	home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+	for f in "$RUN" "$ROOT/build/bin/cryo_launch" "$ROOT/build/bin/cryo_restart" \
+		"$ROOT/build/lib/libcryo.so" "$APPS/counter" "$ROOT/test/apps/count.py"; do
+		[ -e "$f" ] || continue
+		setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --init-groups test -r "$f" ||
+			missing="$missing $f"
+	done
+	if [ -n "$missing" ]; then
+		echo "user $TEST_USER cannot read:$missing" >"$LOGDIR/access.log"
+		echo "every directory above $ROOT needs o+x and build/ o+r (e.g. chmod o+rx on" \
+			"each parent), or clone the repository under a world-readable path" >>"$LOGDIR/access.log"
+		report "$TEST_USER:access" 1 "$LOGDIR/access.log" \
+			"FAIL $TEST_USER:access (the unprivileged user cannot read the build)"
+		return
+	fi
+	utmp=$(mktemp -d /tmp/cryo-user.XXXXXX) || return
+	chown "$TEST_USER:" "$utmp"
+	chmod 700 "$utmp"
+	local before=$failed
+	run_integration "$TEST_USER:" setpriv --reuid="$TEST_USER" --regid="$TEST_USER" \
+		--init-groups env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
+		USER="$TEST_USER" LOGNAME="$TEST_USER" TMPDIR="$utmp" LC_ALL=C \
+		CRYO_TEST_TIMEOUT="$CRYO_TEST_TIMEOUT" CRYO_TEST_STEP_TIMEOUT="$CRYO_TEST_STEP_TIMEOUT" \
+		${CRYO_TEST_LOG:+CRYO_TEST_LOG=$CRYO_TEST_LOG} ${CRYO_BIN:+CRYO_BIN=$CRYO_BIN}
+	if [ "$failed" = "$before" ]; then
+		rm -rf "$utmp"
+	else
+		echo "(logs of the $TEST_USER runs kept under $utmp)"
+	fi
+}
+
+# With filters, the user pass runs if any filter names a user test.
+wanted_any_user() {
+	local entry
+	for entry in "${TESTS[@]}"; do
+		wanted "$TEST_USER:${entry%%|*}" && return 0
+	done
+	return 1
+}
+
+[ "$do_unit" = 1 ] && run_units
+if [ "$do_integ" = 1 ]; then
+	if [ "$ref_only" = 0 ] && [ ! -x build/bin/cryo_launch ]; then
+		echo "FAIL integration: build/bin/cryo_launch is missing (run make)"
+		failed=$((failed + 1))
+	else
+		run_integration ""
+		if [ "$do_user" = 1 ] && [ "$(id -u)" = 0 ]; then
+			run_as_user
+		elif [ "$do_user" = 1 ]; then
+			echo "(not root: this run was the unprivileged one)"
+		fi
+	fi
+fi
+echo "(run-all: $((SECONDS - START)) s)"
+if [ $((passed + failed)) = 0 ]; then
+	echo "no test matched${filters[*]:+ ${filters[*]}}"
+	failed=1
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
