@@ -134,8 +134,18 @@ build/test/apps/%: test/apps/%.c
 test-apps: $(TEST_APP_BINS)
 unit: $(UNIT_BINS)
 
-check: all unit
+# The README's two commands: each installs missing Debian packages first.
+check:
+	sh scripts/deps.sh
+	$(MAKE) all unit
 	sh test/run-all.sh
+
+demo:
+	sh scripts/deps.sh
+	sh scripts/demo.sh
+
+deps:
+	sh scripts/deps.sh
 
 check-unit: all unit
 	sh test/run-all.sh --unit-only
@@ -158,7 +168,7 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit check-integration bench headers install clean test-apps unit
+.PHONY: all check demo deps check-unit check-integration bench headers install clean test-apps unit
 .DELETE_ON_ERROR:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -135,7 +135,9 @@ static void parse(int argc, char **argv, struct opts *o)
 			if (strlen(v) >= sizeof(o->cmd.text))
 				fail(EXIT_USAGE, "migration target too long: %s", v);
 			set_op(o, COORD_OP_MIGRATE, 0, a);
-			snprintf(o->cmd.text, sizeof(o->cmd.text), "%s", v);
+			/* The process connects with no resolver: hand it numbers. */
+			if (coord_numeric_addr(h, p, o->cmd.text, sizeof(o->cmd.text)) < 0)
+				fail(EXIT_USAGE, "cannot resolve migration target '%s'", v);
 		} else if (!strcmp(name, "--precopy")) {
 			mode |= COORD_CMD_PRECOPY;
 		} else if (!strcmp(name, "--postcopy")) {

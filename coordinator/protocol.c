@@ -11,6 +11,7 @@
  * starts a coordinator in the background when none answers at a local
  * address; see doc/protocol.md for the race between two launches. */
 #define LOG_PREFIX ""
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -294,6 +295,24 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss, sock
 int coord_resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	return resolve(host, port, ss, sslen, 0);
+}
+
+int coord_numeric_addr(const char *host, int port, char *out, size_t outsz)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (coord_resolve(host, port, &ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+		snprintf(out, outsz, "[%s]:%d", ip, port);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+		snprintf(out, outsz, "%s:%d", ip, port);
+	}
+	return 0;
 }
 
 int coord_connect(const struct sockaddr_storage *ss, socklen_t sslen, int timeout_ms)

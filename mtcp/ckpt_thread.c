@@ -657,8 +657,15 @@ static void read_config(void)
 	e = getenv("LM_DEST_PORT");
 	if (e && *e) {
 		const char *ip = getenv("LM_DEST_IP");
+		uint64_t lp;
 
-		nolibc_snprintf(lm_dest, sizeof(lm_dest), "%s:%s", ip && *ip ? ip : "127.0.0.1", e);
+		/* Resolved now: the checkpoint path has no resolver. */
+		if (util_parse_u64(e, &lp) < 0 || !lp || lp > 65535 ||
+		    coord_numeric_addr(ip && *ip ? ip : "127.0.0.1", (int)lp, lm_dest, sizeof(lm_dest)) < 0) {
+			log_warn("LM_DEST_IP/LM_DEST_PORT (%s:%s) is not a usable address; checkpoints go to files",
+				 ip ? ip : "", e);
+			lm_dest[0] = '\0';
+		}
 	}
 	e = getenv("CRYO_COMPRESS");
 	if (e && *e)
