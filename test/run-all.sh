@@ -24,7 +24,7 @@
 # (diff, logs, the kept temporary directory) is printed below its line.
 #
 # Environment: CRYO_TEST_TIMEOUT (seconds per run of a program, default 90),
-# CRYO_TEST_STEP_TIMEOUT (one checkpoint, restart or migration, default 45),
+# CRYO_TEST_STEP_TIMEOUT (one checkpoint, restart or migration, default 30),
 # CRYO_TEST_LOG, CRYO_BIN: passed on to run.sh.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
@@ -38,7 +38,7 @@ PY=/usr/bin/python3	# not a pyenv shim: the unprivileged user must run it
 PERL=/usr/bin/perl
 TEST_USER=cryotest
 export CRYO_TEST_TIMEOUT=${CRYO_TEST_TIMEOUT:-90}
-export CRYO_TEST_STEP_TIMEOUT=${CRYO_TEST_STEP_TIMEOUT:-45}
+export CRYO_TEST_STEP_TIMEOUT=${CRYO_TEST_STEP_TIMEOUT:-30}
 
 do_unit=1 do_integ=1 do_user=1 ref_only=0 filters=()
 while [ $# -gt 0 ]; do
@@ -55,8 +55,23 @@ done
 
 passed=0 failed=0
 START=$SECONDS
+CUR=
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/cryo-run-all.XXXXXX") || exit 1
 trap 'rm -rf "$LOGDIR"' EXIT
+# Stopping run-all stops the test in progress (its timeout forwards the
+# signal; run.sh then kills what it started, by pid).
+exec 3>&1	# the trap's message goes here, not into a test's log
+trap 'echo "run-all: interrupted" >&3; [ -n "$CUR" ] && kill -TERM "$CUR" 2>/dev/null && wait "$CUR"; exit 130' INT TERM HUP
+
+# bg CMD...: runs CMD in the background and waits, so that a signal to
+# run-all is handled at once; exit status in REPLY.
+bg() {
+	"$@" 3>&- &
+	CUR=$!
+	wait "$CUR"
+	REPLY=$?
+	CUR=
+}
 
 wanted() {
 	local f
@@ -89,8 +104,8 @@ run_units() {
 		name=unit/${bin#build/test/unit/}
 		wanted "$name" || continue
 		n=$((n + 1))
-		timeout -k 10 300 "$bin" >"$LOGDIR/unit.log" 2>&1 </dev/null
-		rc=$?
+		bg timeout -k 10 300 "$bin" >"$LOGDIR/unit.log" 2>&1 </dev/null
+		rc=$REPLY
 		[ "$rc" = 124 ] && echo "(timed out after 300 s)" >>"$LOGDIR/unit.log"
 		report "$name" "$rc" "$LOGDIR/unit.log"
 	done < <(find build/test/unit -type f -perm -u+x ! -name '*.*' | sort)
@@ -123,9 +138,9 @@ run_integration() {
 		read -r -a rest <<<"$args"
 		while [ "${rest[0]}" != -- ]; do opts+=("${rest[0]}"); rest=("${rest[@]:1}"); done
 		[ "$ref_only" = 1 ] && opts+=(--reference-only)
-		timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "$RUN" "${opts[@]}" \
+		bg timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "$RUN" "${opts[@]}" \
 			"$prefix$name" "${rest[@]}" >"$LOGDIR/integ.log" 2>&1 </dev/null
-		rc=$?
+		rc=$REPLY
 		last=$(tail -n 1 "$LOGDIR/integ.log")
 		case $last in PASS* | FAIL*) ;; *) last= ;; esac
 		[ "$rc" = 124 ] && last="FAIL $prefix$name (run.sh itself timed out)"
