@@ -2,16 +2,20 @@
  *
  *   cryo_image info [--json] IMAGE   what the image holds
  *   cryo_image verify IMAGE          every checksum, every page decoded
+ *   cryo_image export-core IMAGE [-o FILE]
+ *                                    an ELF core for gdb (mtcp/core.c)
  *
- * IMAGE may be "-" for standard input, so a migration stream can be checked
- * through a pipe. Both commands read the whole stream through the reader of
- * mtcp/image_read.c, which checks every record's CRC-32C, the structure and,
- * at the end, the SHA-256 in the trailer: info therefore also refuses a
- * damaged image, after printing (in text form) what it read before the
- * damage. verify additionally decompresses every PAGES record.
+ * For info and verify, IMAGE may be "-" for standard input, so a migration
+ * stream can be checked through a pipe. Both commands read the whole stream
+ * through the reader of mtcp/image_read.c, which checks every record's
+ * CRC-32C, the structure and, at the end, the SHA-256 in the trailer: info
+ * therefore also refuses a damaged image, after printing (in text form)
+ * what it read before the damage. verify additionally decompresses every
+ * PAGES record. export-core reads the image twice, so it takes a file.
  *
- * Exit status: 0 when the image is whole, 1 when it is not (one error line
- * on stderr), 2 for a usage error. */
+ * Exit status: 0 when the image is whole (and, for export-core, the core
+ * written), 1 when it is not (one error line on stderr), 2 for a usage
+ * error. */
 #define LOG_PREFIX ""
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "mtcp/core.h"
 #include "mtcp/image.h"
 #include "mtcp/log.h"
 
@@ -53,6 +58,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: cryo_image info [--json] IMAGE\n"
 		   "       cryo_image verify IMAGE\n"
+		   "       cryo_image export-core IMAGE [-o FILE]\n"
 		   "       cryo_image --help | --version\n"
 		   "\n"
 		   "  info      show the header, process, memory areas, threads, pending\n"
@@ -60,9 +66,14 @@ static void usage(FILE *f)
 		   "  --json    the same as one JSON object\n"
 		   "  verify    check every record's CRC-32C, decode every page chunk and\n"
 		   "            check the trailer's SHA-256 and counts\n"
+		   "  export-core\n"
+		   "            write an ELF core of the checkpointed process (memory, one\n"
+		   "            note set per thread) for `gdb PROGRAM FILE`; checks the image\n"
+		   "  -o FILE   the core file (default: core.PID in the current directory)\n"
 		   "\n"
-		   "IMAGE may be - for standard input. Exit status: 0 whole, 1 damaged or\n"
-		   "unreadable, 2 usage error. CRYO_LOG=debug shows more.\n");
+		   "IMAGE may be - for standard input (info and verify). Exit status: 0 whole\n"
+		   "(core written), 1 damaged or unreadable (no core), 2 usage error.\n"
+		   "CRYO_LOG=debug shows more.\n");
 }
 
 /* Appends one element to an array grown by doubling; -1 after logging. */
@@ -532,10 +543,25 @@ out:
 	return ret;
 }
 
+static int export_core(const char *path, const char *out)
+{
+	struct core_result res;
+
+	if (core_export(path, out, &res) < 0)
+		return 1;
+	printf("%s: %u threads, %u memory segments%s\n", res.path, res.nthreads, res.nloads,
+	       res.nstale ? ", some file pages missing (see the warnings)" : "");
+	if (fflush(stdout) != 0) {
+		log_perror("write to standard output");
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool json = false;
-	const char *cmd, *path = NULL;
+	const char *cmd, *path = NULL, *out = NULL;
 	int i;
 
 	log_set_ident("cryo_image");
@@ -553,13 +579,19 @@ int main(int argc, char **argv)
 		printf("cryo_image %s (image format version %u)\n", CRYO_VERSION, IMAGE_VERSION);
 		return 0;
 	}
-	if (strcmp(cmd, "info") && strcmp(cmd, "verify")) {
+	if (strcmp(cmd, "info") && strcmp(cmd, "verify") && strcmp(cmd, "export-core")) {
 		log_err("unknown command '%s' (try cryo_image --help)", cmd);
 		return 2;
 	}
 	for (i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && !strcmp(cmd, "info")) {
 			json = true;
+		} else if (!strcmp(argv[i], "-o") && !strcmp(cmd, "export-core")) {
+			if (++i == argc || !argv[i][0]) {
+				log_err("-o needs a file name (try cryo_image --help)");
+				return 2;
+			}
+			out = argv[i];
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -576,6 +608,13 @@ int main(int argc, char **argv)
 	if (!path) {
 		log_err("%s: which image? (cryo_image %s IMAGE)", cmd, cmd);
 		return 2;
+	}
+	if (!strcmp(cmd, "export-core")) {
+		if (!strcmp(path, "-")) {
+			log_err("export-core reads the image twice: give a file, not -");
+			return 2;
+		}
+		return export_core(path, out);
 	}
 	return run(path, !strcmp(cmd, "verify"), json);
 }
