@@ -19,6 +19,9 @@ NOLIBC := -ffreestanding -fno-stack-protector -fPIE -fno-asynchronous-unwind-tab
 NOLIBC_USER := $(filter-out -fsanitize=% -pg --coverage -fstack-protector%,$(CFLAGS))
 LIBS    := -lzstd -lcrypto -lpthread
 
+# module.mk files may add prerequisites to objects; none of them is the goal.
+.DEFAULT_GOAL := all
+
 # Each module.mk appends to these.
 common_SRCS :=
 libcryo_SRCS :=

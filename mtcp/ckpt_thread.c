@@ -590,6 +590,8 @@ static void restarted(void)
 	int fd;
 
 	threads_wait_restarted();
+	if (writer)
+		image_writer_restarted(writer);
 	if (ri->blob_len)
 		munmap((void *)(uintptr_t)ri->blob_start, ri->blob_len);
 	if (ri->log_level >= 0)

@@ -382,6 +382,14 @@ static void w_helper_stop(struct image_writer *w)
 		sys_futex(&w->h_tid, FUTEX_WAIT, tid, NULL);
 }
 
+void image_writer_restarted(struct image_writer *w)
+{
+	/* Its I/O helper lived in the old process: nothing to wait for. */
+	w->h_tid = 0;
+	w->h_cmd = W_HELPER_IDLE;
+	w->h_err = 0;
+}
+
 void image_writer_begin(struct image_writer *w, int fd)
 {
 	struct stat st;

@@ -237,6 +237,11 @@ void image_writer_free(struct image_writer *w);
  * the threads are frozen). image_writer_new() arms the first stream; each
  * later stream (and one after a failure) needs this call first. */
 int image_writer_prepare(struct image_writer *w);
+/* The writer's memory came back in a new process (a restart, which
+ * captured it mid-stream): forgets the I/O helper thread it had, which does
+ * not exist here, so that prepare() and free() do not wait for it. Never
+ * allocates. */
+void image_writer_restarted(struct image_writer *w);
 /* Starts a stream on fd (a file or a connected socket; not closed by the
  * writer). The first record should be HEADER. */
 void image_writer_begin(struct image_writer *w, int fd);

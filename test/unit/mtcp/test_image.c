@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "mtcp/image.h"
 #include "mtcp/image-priv.h"
@@ -1285,6 +1286,50 @@ static void helper_thread_comes_and_goes(void **state)
 	img_free(&m);
 }
 
+/* A restart brings the writer's memory back without its helper thread,
+ * which existed only in the old process; fork() makes exactly that: the
+ * child has the writer mid-stream and no helper. After
+ * image_writer_restarted() the child must be able to prepare and write a
+ * whole new image (before the fix, prepare() waited forever). */
+static void restarted_writer_forgets_its_helper(void **state)
+{
+	struct t_img m;
+	struct image_writer *w;
+	int fd = tmp_fd(), status, i;
+	pid_t child;
+
+	(void)state;
+	img_full(&m);
+	img_prepare_scatter(&m);
+	w = image_writer_new(1);
+	assert_non_null(w);
+	image_writer_begin(w, fd);
+	for (i = 0; i < (int)m.nrecs; i++)
+		assert_int_equal(image_writer_record(w, m.recs[i].type, m.recs[i].a, m.recs[i].alen,
+						     m.recs[i].b, m.recs[i].blen), 0);
+	assert_int_equal(image_writer_pages(w, 0, 0, m.areas[0].mem, 300), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct t_got got;
+		int nfd = tmp_fd();
+
+		alarm(10);	/* a hang is the failure this test looks for */
+		image_writer_restarted(w);
+		if (image_writer_prepare(w) < 0 || t_write(w, nfd, &m) < 0)
+			_exit(2);
+		lseek(nfd, 0, SEEK_SET);
+		_exit(t_read(nfd, &m, &got, true) == 0 && got.pages == m.npages ? 0 : 3);
+	}
+	assert_int_equal(image_writer_finish(w), 0);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	image_writer_free(w);
+	close(fd);
+	img_free(&m);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -1315,6 +1360,7 @@ int main(void)
 		cmocka_unit_test(write_error_reported_once),
 		cmocka_unit_test(writer_misuse_refused),
 		cmocka_unit_test(helper_thread_comes_and_goes),
+		cmocka_unit_test(restarted_writer_forgets_its_helper),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
