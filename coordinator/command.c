@@ -163,44 +163,20 @@ static void parse(int argc, char **argv, struct opts *o)
  * it. Returns the exit code. */
 static int read_reply(int fd, const char *addr, int timeout_ms)
 {
-	static char buf[COORD_MSG_MAX];
-	struct coord_reply r;
-	struct coord_hdr hdr;
-	size_t total = 0, got = 0;
-	char *text = NULL;
-	int status = COORD_OK, first = 1, code;
+	int status = COORD_OK, code;
+	size_t total;
+	char *text;
 
-	for (;;) {
-		size_t here;
-		int ret = coord_recv(fd, &hdr, buf, sizeof(buf), timeout_ms);
-
-		if (ret == 0)
+	if (coord_read_reply(fd, timeout_ms, &status, &text) < 0) {
+		if (errno == ECONNRESET)
 			fail(EXIT_ERR, "the coordinator at %s closed the connection", addr);
-		if (ret < 0 && errno == ETIMEDOUT)
+		if (errno == ETIMEDOUT)
 			fail(EXIT_ERR, "no reply from the coordinator at %s", addr);
-		if (ret < 0)
-			fail(EXIT_ERR, "reading the reply from %s: %s", addr, strerror(errno));
-		if (hdr.type != COORD_REPLY || hdr.len < sizeof(r))
-			fail(EXIT_ERR, "unexpected message %u from the coordinator at %s", hdr.type,
-			     addr);
-		memcpy(&r, buf, sizeof(r));
-		here = hdr.len - sizeof(r);
-		if (first) {
-			total = r.len;
-			status = r.status;
-			text = malloc(total + 1);
-			if (!text)
-				fail(EXIT_ERR, "out of memory for a reply of %zu bytes", total);
-			first = 0;
-		}
-		if (r.len != total - got || here > total - got)
+		if (errno == EPROTO)
 			fail(EXIT_ERR, "malformed reply from the coordinator at %s", addr);
-		memcpy(text + got, buf + sizeof(r), here);
-		got += here;
-		if (got == total)
-			break;
+		fail(EXIT_ERR, "reading the reply from %s: %s", addr, strerror(errno));
 	}
-	text[total] = '\0';
+	total = strlen(text);
 	if (status == COORD_OK) {
 		fputs(text, stdout);
 		if (total && text[total - 1] != '\n')

@@ -297,13 +297,63 @@ int coord_resolve(const char *host, int port, struct sockaddr_storage *ss, sockl
 	return resolve(host, port, ss, sslen, 0);
 }
 
+int coord_read_reply(int fd, int timeout_ms, int *status, char **text)
+{
+	static char buf[COORD_MSG_MAX];
+	struct coord_reply r;
+	struct coord_hdr hdr;
+	size_t total = 0, got = 0;
+	char *t = NULL;
+	int first = 1;
+
+	*text = NULL;
+	for (;;) {
+		size_t here;
+		int ret = coord_recv(fd, &hdr, buf, sizeof(buf), timeout_ms);
+
+		if (ret <= 0) {
+			if (ret == 0)
+				errno = ECONNRESET;
+			goto fail;
+		}
+		if (hdr.type != COORD_REPLY || hdr.len < sizeof(r)) {
+			errno = EPROTO;
+			goto fail;
+		}
+		memcpy(&r, buf, sizeof(r));
+		here = hdr.len - sizeof(r);
+		if (first) {
+			total = r.len;
+			*status = r.status;
+			t = malloc(total + 1);
+			if (!t)
+				goto fail;
+			first = 0;
+		}
+		if (r.len != total - got || here > total - got) {
+			errno = EPROTO;
+			goto fail;
+		}
+		memcpy(t + got, buf + sizeof(r), here);
+		got += here;
+		if (got == total)
+			break;
+	}
+	t[total] = '\0';
+	*text = t;
+	return 0;
+fail:
+	free(t);
+	return -1;
+}
+
 int coord_numeric_addr(const char *host, int port, char *out, size_t outsz)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char ip[INET6_ADDRSTRLEN];
 
-	if (coord_resolve(host, port, &ss, &len) < 0)
+	if (resolve(host, port, &ss, &len, 1) < 0)
 		return -1;
 	if (ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));

@@ -193,9 +193,15 @@ void coord_default_addr(char *host, size_t hostsz, int *port);
 /* Resolves host:port to a socket address (may allocate: not for the
  * checkpoint path). 0, or -1 after logging. */
 int coord_resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sslen);
+/* Reads one reply, which may span several REPLY messages, into a
+ * malloc'd NUL-terminated *text (the caller frees it) and its *status.
+ * 0, or -1 with errno: ETIMEDOUT, ECONNRESET (the coordinator closed),
+ * EPROTO (a malformed reply), ENOMEM. Nothing is logged. */
+int coord_read_reply(int fd, int timeout_ms, int *status, char **text);
 /* Resolves host:port and writes it numerically ("1.2.3.4:5", "[::1]:5")
  * into out, for the process that must connect without a resolver (the
- * checkpoint path cannot allocate). 0, or -1 after logging. */
+ * checkpoint path cannot allocate). 0, or -1 (quiet: the caller says what
+ * could not be resolved). */
 int coord_numeric_addr(const char *host, int port, char *out, size_t outsz);
 /* Connects a TCP socket (CLOEXEC, TCP_NODELAY) to a resolved address,
  * waiting at most timeout_ms. fd, or -1 with errno set (nothing logged).

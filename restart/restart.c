@@ -92,15 +92,48 @@ out:
 	return fd;
 }
 
-static int coordinator_address(const char *spec, struct loader_opts *o)
+/* Refuses, before anything is restored, to restart a process whose
+ * original still runs in the computation (the coordinator would refuse it
+ * anyway, but only once its memory was back). 0 if it may go on. */
+static int check_not_running(const char *host, int port, const struct loaded_image *img)
 {
-	char host[256], dir[4096];
+	struct coord_command cmd;
+	char want[24], *text = NULL, *line;
+	int fd, status = COORD_ERR, ret = 0;
+
+	fd = coord_open_cmd(host, port, 3000);
+	if (fd < 0)
+		return 0;
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.op = COORD_OP_LIST;
+	if (coord_send(fd, COORD_COMMAND, &cmd, sizeof(cmd)) < 0 ||
+	    coord_read_reply(fd, 10000, &status, &text) < 0 || status != COORD_OK)
+		goto out;	/* cannot tell: the coordinator decides at registration */
+	snprintf(want, sizeof(want), "%016llx ", (unsigned long long)img->proc.upid);
+	for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (!strncmp(line, want, strlen(want))) {
+			log_err("%s: process %u (%s) is still running in the computation at %s:%d; restart "
+				"refused while the original runs", img->name, img->proc.pid, img->hdr.program, host,
+				port);
+			ret = -1;
+			break;
+		}
+	}
+out:
+	free(text);
+	close(fd);
+	return ret;
+}
+
+static int coordinator_address(const char *spec, struct loader_opts *o, char *host, size_t hostsz)
+{
+	char dir[4096];
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int port;
 
-	coord_default_addr(host, sizeof(host), &port);
-	if (spec && coord_parse_addr(spec, host, sizeof(host), &port) < 0) {
+	coord_default_addr(host, hostsz, &port);
+	if (spec && coord_parse_addr(spec, host, hostsz, &port) < 0) {
 		log_err("bad coordinator address %s (expected HOST[:PORT])", spec);
 		return -1;
 	}
@@ -127,6 +160,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *coord = NULL, *ready = NULL, *lm_port = getenv("LM_DEST_PORT"), *name;
+	char host[256];
 	struct loader_opts o;
 	struct loaded_image img;
 	uint64_t secs;
@@ -139,6 +173,7 @@ int main(int argc, char **argv)
 	o.ack_fd = -1;
 	o.log_level = getenv("CRYO_LOG") ? log_level_cur : -1;
 	o.log_file = getenv("CRYO_LOG_FILE");
+	opterr = 0;	/* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, "+c:r:t:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -161,13 +196,16 @@ int main(int argc, char **argv)
 			printf("cryo_restart %s\n", CRYO_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			if (optopt && optopt != '?')
+				fprintf(stderr, "cryo_restart: option -%c needs a value (try --help)\n", optopt);
+			else
+				fprintf(stderr, "cryo_restart: unknown option '%s' (try --help)\n", argv[optind - 1]);
 			return 2;
 		}
 	}
 	if (optind == argc && !(lm_port && *lm_port)) {
-		log_err("no image given (and LM_DEST_PORT is not set to wait for a migration)");
-		usage(stderr);
+		fprintf(stderr, "cryo_restart: no image given, and LM_DEST_PORT is not set to wait for a "
+				"migration (try --help)\n");
 		return 2;
 	}
 	if (argc - optind > 1) {
@@ -192,7 +230,8 @@ int main(int argc, char **argv)
 	}
 	if (loader_read(fd, name, &img) < 0)
 		goto fail;
-	if (coordinator_address(coord, &o) < 0)
+	if (coordinator_address(coord, &o, host, sizeof(host)) < 0 ||
+	    check_not_running(host, o.coord_port, &img) < 0)
 		goto fail;
 	loader_exec(&img, &o);	/* returns only on failure */
 	loader_free(&img);

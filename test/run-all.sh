@@ -9,7 +9,9 @@
 # 2. Integration tests: each program of test/apps through
 #    test/integration/run.sh (three checkpoint/kill/restart cycles compared
 #    with an uninterrupted run), the python3 and perl counting scripts at
-#    random moments, and migration of counter and python3 over loopback.
+#    random moments, migration of counter and python3 over loopback, and
+#    the script tests test/integration/export_core.sh (gdb reads an exported
+#    core) and errors.sh (bad input: one clear line, a non-zero exit).
 # 3. As root: the same integration list again as the unprivileged user
 #    cryotest (created with `useradd -m` if missing), through
 #    `setpriv --reuid=cryotest --regid=cryotest --init-groups`, names
@@ -124,6 +126,10 @@ TESTS+=("python|--count 150 -- $PY $ROOT/test/apps/count.py 150")
 TESTS+=("perl|--count 150 -- $PERL $ROOT/test/apps/count.pl 150")
 TESTS+=("migrate-counter|--mode migrate -- $APPS/counter")
 TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $ROOT/test/apps/count.py 150")
+# Tests that are scripts of their own (test/integration/NAME.sh), not run.sh.
+for script in export_core errors; do
+	TESTS+=("$script|script $ROOT/test/integration/$script.sh")
+done
 
 # run_integration PREFIX CMD-PREFIX...: the list, each through run.sh.
 run_integration() {
@@ -134,12 +140,18 @@ run_integration() {
 		args=${entry#*|}
 		wanted "$prefix$name" || continue
 		local opts=() rest=()
-		# split "OPTS -- CMD" (no argument contains spaces)
-		read -r -a rest <<<"$args"
-		while [ "${rest[0]}" != -- ]; do opts+=("${rest[0]}"); rest=("${rest[@]:1}"); done
-		[ "$ref_only" = 1 ] && opts+=(--reference-only)
-		bg timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "$RUN" "${opts[@]}" \
-			"$prefix$name" "${rest[@]}" >"$LOGDIR/integ.log" 2>&1 </dev/null
+		if [ "${args%% *}" = script ]; then
+			[ "$ref_only" = 1 ] && continue	# no reference mode: it needs cryo
+			bg timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "${args#script }" \
+				>"$LOGDIR/integ.log" 2>&1 </dev/null
+		else
+			# split "OPTS -- CMD" (no argument contains spaces)
+			read -r -a rest <<<"$args"
+			while [ "${rest[0]}" != -- ]; do opts+=("${rest[0]}"); rest=("${rest[@]:1}"); done
+			[ "$ref_only" = 1 ] && opts+=(--reference-only)
+			bg timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "$RUN" "${opts[@]}" \
+				"$prefix$name" "${rest[@]}" >"$LOGDIR/integ.log" 2>&1 </dev/null
+		fi
 		rc=$REPLY
 		last=$(tail -n 1 "$LOGDIR/integ.log")
 		case $last in PASS* | FAIL*) ;; *) last= ;; esac

@@ -538,7 +538,7 @@ static void kill_and_quit(void **state)
 
 	fake_join(&f[0], 51);
 	fake_join(&f[1], 52);
-	command(&r, "--migrate", "elsewhere:5555", NULL);
+	command(&r, "--migrate", "127.0.0.1:5555", NULL);
 	assert_int_equal(r.code, 1);
 	assert_string_equal(r.err, "cryo_command: migration of a 2-process computation is not "
 				   "supported yet\n");
@@ -572,20 +572,20 @@ static void migration_one_process(void **state)
 	const uint32_t fl = COORD_BAR_MIGRATE | COORD_BAR_EXIT_AFTER;
 
 	fake_join(&f, 61);
-	command(&r, "--migrate", "elsewhere:5555", "--precopy");
+	command(&r, "--migrate", "127.0.0.1:5555", "--precopy");
 	assert_int_equal(r.code, 1);
 	assert_string_equal(r.err, "cryo_command: pre-copy migration is not supported yet\n");
-	c = command_start("--migrate", "elsewhere:5555", NULL);
+	c = command_start("--migrate", "127.0.0.1:5555", NULL);
 	for (uint32_t ph = COORD_PH_SUSPEND; ph <= COORD_PH_COMMIT; ph++) {
 		fake_expect(&f, ph, &b);
 		assert_int_equal(b.flags, fl);
 		if (ph == COORD_PH_SUSPEND || ph == COORD_PH_WRITE)
-			assert_string_equal(b.text, "elsewhere:5555");
-		fake_ack(&f, &b, 0, ph == COORD_PH_WRITE ? "elsewhere:5555" : NULL);
+			assert_string_equal(b.text, "127.0.0.1:5555");
+		fake_ack(&f, &b, 0, ph == COORD_PH_WRITE ? "127.0.0.1:5555" : NULL);
 	}
 	finish(c, &r);
 	assert_int_equal(r.code, 0);
-	assert_true(!strncmp(r.out, "migrated to elsewhere:5555: 4096 bytes in ", 42));
+	assert_true(!strncmp(r.out, "migrated to 127.0.0.1:5555: 4096 bytes in ", 42));
 	/* the destination arrives before the source is gone */
 	fake_hello(&dst, 61, COORD_PROC_RESTARTED, f.w.comp_id, 1, 1);
 	assert_int_equal(fake_welcome(&dst), COORD_OK);
@@ -603,7 +603,7 @@ static void migration_one_process(void **state)
 		if (strstr(r.out, "\"arrived\":true"))
 			break;
 	}
-	assert_non_null(strstr(r.out, "\"last_migration\":{\"target\":\"elsewhere:5555\","));
+	assert_non_null(strstr(r.out, "\"last_migration\":{\"target\":\"127.0.0.1:5555\","));
 	assert_non_null(strstr(r.out, "\"total_ms\":2000,\"downtime_ms\":30,\"bytes\":4096,"
 				      "\"rounds\":0}"));
 	fake_close(&dst);
