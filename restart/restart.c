@@ -230,8 +230,10 @@ int main(int argc, char **argv)
 	}
 	if (loader_read(fd, name, &img) < 0)
 		goto fail;
+	/* A migrating source runs until this side confirms the image: only a
+	 * restart from a file can collide with its original. */
 	if (coordinator_address(coord, &o, host, sizeof(host)) < 0 ||
-	    check_not_running(host, o.coord_port, &img) < 0)
+	    (!o.migrated && check_not_running(host, o.coord_port, &img) < 0))
 		goto fail;
 	loader_exec(&img, &o);	/* returns only on failure */
 	loader_free(&img);

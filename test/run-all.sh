@@ -34,7 +34,6 @@ export LC_ALL=C
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
-RUN=$ROOT/test/integration/run.sh
 APPS=$ROOT/build/test/apps
 PY=/usr/bin/python3	# not a pyenv shim: the unprivileged user must run it
 PERL=/usr/bin/perl
@@ -116,20 +115,26 @@ run_units() {
 
 # ------------------------------------------------------ integration tests
 
-# The list: NAME then run.sh's arguments after the name.
-TESTS=()
-for app in counter threads signals bigmem filemap recursion tls zeropages mremap \
-	gettimeofday clock dlopen stdio; do
-	TESTS+=("$app|-- $APPS/$app")
-done
-TESTS+=("python|--count 150 -- $PY $ROOT/test/apps/count.py 150")
-TESTS+=("perl|--count 150 -- $PERL $ROOT/test/apps/count.pl 150")
-TESTS+=("migrate-counter|--mode migrate -- $APPS/counter")
-TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $ROOT/test/apps/count.py 150")
-# Tests that are scripts of their own (test/integration/NAME.sh), not run.sh.
-for script in export_core errors; do
-	TESTS+=("$script|script $ROOT/test/integration/$script.sh")
-done
+# The list: NAME then run.sh's arguments after the name, for the tree at $1
+# (the repository, or the copy the unprivileged user runs from).
+build_tests() {
+	local root=$1 apps=$1/build/test/apps app script
+	RUN=$root/test/integration/run.sh
+	TESTS=()
+	for app in counter threads signals bigmem filemap recursion tls zeropages mremap \
+		gettimeofday clock dlopen stdio; do
+		TESTS+=("$app|-- $apps/$app")
+	done
+	TESTS+=("python|--count 150 -- $PY $root/test/apps/count.py 150")
+	TESTS+=("perl|--count 150 -- $PERL $root/test/apps/count.pl 150")
+	TESTS+=("migrate-counter|--mode migrate -- $apps/counter")
+	TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $root/test/apps/count.py 150")
+	# Tests that are scripts of their own (test/integration/NAME.sh), not run.sh.
+	for script in export_core errors; do
+		TESTS+=("$script|script $root/test/integration/$script.sh")
+	done
+}
+build_tests "$ROOT"
 
 # run_integration PREFIX CMD-PREFIX...: the list, each through run.sh.
 run_integration() {
@@ -163,7 +168,7 @@ run_integration() {
 
 # The unprivileged pass: same list as $TEST_USER.
 run_as_user() {
-	local home utmp f missing=
+	local home utmp utree= f missing=
 	[ ${#filters[@]} -gt 0 ] && ! wanted_any_user && return
 	if ! id "$TEST_USER" >/dev/null 2>&1; then
 		useradd -m "$TEST_USER" >"$LOGDIR/useradd.log" 2>&1 ||
@@ -178,12 +183,20 @@ run_as_user() {
 			missing="$missing $f"
 	done
 	if [ -n "$missing" ]; then
-		echo "user $TEST_USER cannot read:$missing" >"$LOGDIR/access.log"
-		echo "every directory above $ROOT needs o+x and build/ o+r (e.g. chmod o+rx on" \
-			"each parent), or clone the repository under a world-readable path" >>"$LOGDIR/access.log"
-		report "$TEST_USER:access" 1 "$LOGDIR/access.log" \
-			"FAIL $TEST_USER:access (the unprivileged user cannot read the build)"
-		return
+		# The clone is not readable by others (a 0700 temporary directory,
+		# a home directory): the user runs a copy of the built tree.
+		utree=$(mktemp -d /tmp/cryo-tree.XXXXXX) || return
+		chmod 755 "$utree"
+		cp -a "$ROOT/build" "$ROOT/test" "$utree/" && chmod -R o+rX "$utree" || {
+			echo "cannot copy the build to $utree for $TEST_USER (it cannot read:$missing)" \
+				>"$LOGDIR/access.log"
+			report "$TEST_USER:access" 1 "$LOGDIR/access.log" \
+				"FAIL $TEST_USER:access (the unprivileged user cannot read the build)"
+			rm -rf "$utree"
+			return
+		}
+		echo "($TEST_USER cannot read $ROOT: running its pass from a copy in $utree)"
+		build_tests "$utree"
 	fi
 	utmp=$(mktemp -d /tmp/cryo-user.XXXXXX) || return
 	chown "$TEST_USER:" "$utmp"
@@ -198,6 +211,10 @@ run_as_user() {
 		rm -rf "$utmp"
 	else
 		echo "(logs of the $TEST_USER runs kept under $utmp)"
+	fi
+	if [ -n "${utree:-}" ]; then
+		rm -rf "$utree"
+		build_tests "$ROOT"
 	fi
 }
 
