@@ -263,11 +263,15 @@ tcp_listening() {
 	grep -qE "^ *[0-9]+: [0-9A-F]+${hex}[0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-# free_port: a TCP port nobody listens on, in REPLY.
+# free_port: a TCP port nobody listens on, in REPLY. Taken below the
+# kernel's ephemeral range, so no outgoing connection can hold it by the
+# time cryo_restart binds it.
 free_port() {
-	local i p
+	local i p lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
+	[ "$lo" -gt 11000 ] 2>/dev/null || lo=32768
 	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		tcp_listening "$p" || { REPLY=$p; return 0; }
 	done
 	fail "no free TCP port found"
