@@ -119,6 +119,13 @@ expect "image: unknown command" 2 "." -- "$BIN/cryo_image" frobnicate "$IMG"
 expect "restart while the original runs" 1 "still running|already running" -- "$BIN/cryo_restart" $C "$IMG"
 kill -0 "$APP_PID" 2>/dev/null || fail "the original died when its restart was refused"
 
+# ---- a migration to nowhere fails in one line; the source runs on and can still be checkpointed
+expect "migrate to an unreachable destination" 1 "unreachable|migration" -- \
+	"$BIN/cryo_command" $C --migrate "127.0.0.1:$FREE"
+sleep 0.2
+kill -0 "$APP_PID" 2>/dev/null || fail "the source died after a failed migration"
+grep -q "cannot reach the migration destination" "$T/app.err" || fail "the source did not say why the migration failed: $(cat "$T/app.err")"
+
 # ---- a checkpoint that cannot be written fails, keeps the last image, and the program runs on
 mkdir "$IMG.tmp"	# the temporary name is taken by a directory: open() fails even for root
 expect "checkpoint into an unwritable name" 1 "failed" -- "$BIN/cryo_command" $C --bcheckpoint
