@@ -42,20 +42,6 @@ static void usage(FILE *f)
 		COORD_DEFAULT_HOST, COORD_DEFAULT_PORT);
 }
 
-static void fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-
-static void fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cryo_command: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(code);
-}
-
 struct opts {
 	char host[256];
 	int port;
@@ -66,7 +52,7 @@ struct opts {
 static void set_op(struct opts *o, uint32_t op, uint32_t flags, const char *name)
 {
 	if (o->have_op)
-		fail(EXIT_USAGE, "give one command only (%s is the second)", name);
+		util_die(EXIT_USAGE, "give one command only (%s is the second)", name);
 	o->have_op = 1;
 	o->cmd.op = op;
 	o->cmd.flags |= flags;
@@ -78,7 +64,7 @@ static const char *value(int argc, char **argv, int *i, const char *eq)
 	if (eq)
 		return eq + 1;
 	if (*i + 1 >= argc)
-		fail(EXIT_USAGE, "option %s needs a value", argv[*i]);
+		util_die(EXIT_USAGE, "option %s needs a value", argv[*i]);
 	return argv[++*i];
 }
 
@@ -120,7 +106,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			const char *v = value(argc, argv, &i, eq);
 
 			if (util_parse_u64(v, &secs) < 0 || secs > 315360000)
-				fail(EXIT_USAGE,
+				util_die(EXIT_USAGE,
 				     "bad interval '%s': expected a number of seconds", v);
 			set_op(o, COORD_OP_INTERVAL, 0, a);
 			o->cmd.arg = (int64_t)secs;
@@ -130,33 +116,33 @@ static void parse(int argc, char **argv, struct opts *o)
 			int p = 0;
 
 			if (coord_parse_addr(v, h, sizeof(h), &p) < 0 || !h[0] || !p)
-				fail(EXIT_USAGE,
+				util_die(EXIT_USAGE,
 				     "bad migration target '%s': expected HOST:PORT", v);
 			if (strlen(v) >= sizeof(o->cmd.text))
-				fail(EXIT_USAGE, "migration target too long: %s", v);
+				util_die(EXIT_USAGE, "migration target too long: %s", v);
 			set_op(o, COORD_OP_MIGRATE, 0, a);
 			/* The process connects with no resolver: hand it numbers. */
 			if (coord_numeric_addr(h, p, o->cmd.text, sizeof(o->cmd.text)) < 0)
-				fail(EXIT_USAGE, "cannot resolve migration target '%s'", v);
+				util_die(EXIT_USAGE, "cannot resolve migration target '%s'", v);
 		} else if (!strcmp(name, "--precopy")) {
 			mode |= COORD_CMD_PRECOPY;
 		} else if (!strcmp(name, "--postcopy")) {
 			mode |= COORD_CMD_POSTCOPY;
 		} else if (a[0] == '-') {
-			fail(EXIT_USAGE, "unknown option '%s' (try --help)", a);
+			util_die(EXIT_USAGE, "unknown option '%s' (try --help)", a);
 		} else {
-			fail(EXIT_USAGE, "unexpected argument '%s' (try --help)", a);
+			util_die(EXIT_USAGE, "unexpected argument '%s' (try --help)", a);
 		}
 	}
 	if (!o->have_op)
-		fail(EXIT_USAGE, "no command given (try --help)");
+		util_die(EXIT_USAGE, "no command given (try --help)");
 	if (mode == (COORD_CMD_PRECOPY | COORD_CMD_POSTCOPY))
-		fail(EXIT_USAGE, "--precopy and --postcopy exclude each other");
+		util_die(EXIT_USAGE, "--precopy and --postcopy exclude each other");
 	if (mode && o->cmd.op != COORD_OP_MIGRATE)
-		fail(EXIT_USAGE, "--precopy and --postcopy go with --migrate");
+		util_die(EXIT_USAGE, "--precopy and --postcopy go with --migrate");
 	o->cmd.flags |= mode;
 	if (coord && coord_parse_addr(coord, o->host, sizeof(o->host), &o->port) < 0)
-		fail(EXIT_USAGE, "bad coordinator address '%s': expected HOST[:PORT]", coord);
+		util_die(EXIT_USAGE, "bad coordinator address '%s': expected HOST[:PORT]", coord);
 }
 
 /* Reads a reply, possibly split over several REPLY messages, and prints
@@ -169,12 +155,12 @@ static int read_reply(int fd, const char *addr, int timeout_ms)
 
 	if (coord_read_reply(fd, timeout_ms, &status, &text) < 0) {
 		if (errno == ECONNRESET)
-			fail(EXIT_ERR, "the coordinator at %s closed the connection", addr);
+			util_die(EXIT_ERR, "the coordinator at %s closed the connection", addr);
 		if (errno == ETIMEDOUT)
-			fail(EXIT_ERR, "no reply from the coordinator at %s", addr);
+			util_die(EXIT_ERR, "no reply from the coordinator at %s", addr);
 		if (errno == EPROTO)
-			fail(EXIT_ERR, "malformed reply from the coordinator at %s", addr);
-		fail(EXIT_ERR, "reading the reply from %s: %s", addr, strerror(errno));
+			util_die(EXIT_ERR, "malformed reply from the coordinator at %s", addr);
+		util_die(EXIT_ERR, "reading the reply from %s: %s", addr, strerror(errno));
 	}
 	total = strlen(text);
 	if (status == COORD_OK) {
@@ -209,9 +195,9 @@ int main(int argc, char **argv)
 
 	fd = coord_open_cmd(o.host, o.port, 3000);
 	if (fd < 0)
-		fail(EXIT_NOCOORD, "no coordinator at %s", addr);
+		util_die(EXIT_NOCOORD, "no coordinator at %s", addr);
 	if (coord_send(fd, COORD_COMMAND, &o.cmd, sizeof(o.cmd)) < 0)
-		fail(EXIT_ERR, "sending the command to %s: %s", addr, strerror(errno));
+		util_die(EXIT_ERR, "sending the command to %s: %s", addr, strerror(errno));
 	/* a checkpoint may take as long as it takes; a dead coordinator is EOF */
 	blocking = o.cmd.op == COORD_OP_MIGRATE ||
 		   (o.cmd.op == COORD_OP_CHECKPOINT && (o.cmd.flags & COORD_CMD_BLOCKING));

@@ -1105,20 +1105,6 @@ static void usage(FILE *f)
 		COORD_DEFAULT_PORT);
 }
 
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-
-static void die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cryo_coordinator: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(code);
-}
-
 struct opts {
 	const char *port, *port_file, *bind, *interval, *ckptdir;
 	int daemon;
@@ -1155,12 +1141,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			if (strlen(valued[k]) == n && !strncmp(a, valued[k], n))
 				break;
 		if (k == sizeof(valued) / sizeof(valued[0]))
-			die(2, "unknown option '%s' (try --help)", a);
+			util_die(2, "unknown option '%s' (try --help)", a);
 		if (eq) {
 			*dst[k] = eq + 1;
 		} else {
 			if (i + 1 >= argc)
-				die(2, "option %s needs a value", a);
+				util_die(2, "option %s needs a value", a);
 			*dst[k] = argv[++i];
 		}
 	}
@@ -1195,19 +1181,19 @@ static void setup_options(int argc, char **argv, struct opts *o)
 	co.port = COORD_DEFAULT_PORT;
 	if (o->port) {
 		if (parse_u32(o->port, 65535, &v) < 0)
-			die(2, "bad port '%s': expected 0 to 65535", o->port);
+			util_die(2, "bad port '%s': expected 0 to 65535", o->port);
 		co.port = (int)v;
 	}
 	if (o->interval) {
 		if (parse_u32(o->interval, INTERVAL_MAX, &v) < 0)
-			die(2, "bad interval '%s': expected a number of seconds", o->interval);
+			util_die(2, "bad interval '%s': expected a number of seconds", o->interval);
 		co.interval = v;
 	}
 	snprintf(co.bind, sizeof(co.bind), "%s", o->bind ? o->bind : COORD_DEFAULT_HOST);
 	if (!co.bind[0])
-		die(2, "empty --bind address");
+		util_die(2, "empty --bind address");
 	if (!getcwd(cwd, sizeof(cwd)))
-		die(1, "cannot get the current directory: %s", strerror(errno));
+		util_die(1, "cannot get the current directory: %s", strerror(errno));
 	if (!o->ckptdir) {
 		snprintf(co.ckptdir, sizeof(co.ckptdir), "%s", cwd);
 	} else {
@@ -1215,16 +1201,16 @@ static void setup_options(int argc, char **argv, struct opts *o)
 			snprintf(co.ckptdir, sizeof(co.ckptdir), "%s", o->ckptdir);
 		else if (snprintf(co.ckptdir, sizeof(co.ckptdir), "%s/%s", cwd, o->ckptdir) >=
 			 (int)sizeof(co.ckptdir))
-			die(2, "checkpoint directory path too long: %s", o->ckptdir);
+			util_die(2, "checkpoint directory path too long: %s", o->ckptdir);
 		if (mkdir(co.ckptdir, 0700) < 0 && errno != EEXIST)
-			die(1, "cannot create checkpoint directory %s: %s", co.ckptdir,
+			util_die(1, "cannot create checkpoint directory %s: %s", co.ckptdir,
 			    strerror(errno));
 	}
 	{
 		struct stat st;
 
 		if (stat(co.ckptdir, &st) < 0 || !S_ISDIR(st.st_mode))
-			die(1, "checkpoint directory %s is not a directory", co.ckptdir);
+			util_die(1, "checkpoint directory %s is not a directory", co.ckptdir);
 	}
 	if (util_self_dir(co.bindir, sizeof(co.bindir)) < 0)
 		exit(1);
@@ -1243,21 +1229,21 @@ static void do_listen(void)
 	snprintf(service, sizeof(service), "%d", co.port);
 	r = getaddrinfo(co.bind, service, &hints, &res);
 	if (r != 0 || !res)
-		die(2, "bad --bind address '%s': %s", co.bind, gai_strerror(r));
+		util_die(2, "bad --bind address '%s': %s", co.bind, gai_strerror(r));
 	co.lfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (co.lfd < 0)
-		die(1, "socket: %s", strerror(errno));
+		util_die(1, "socket: %s", strerror(errno));
 	setsockopt(co.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(co.lfd, res->ai_addr, res->ai_addrlen) < 0) {
 		if (errno == EADDRINUSE)
-			die(1, "port %d is in use on %s (another coordinator?)", co.port, co.bind);
-		die(1, "cannot listen on %s:%d: %s", co.bind, co.port, strerror(errno));
+			util_die(1, "port %d is in use on %s (another coordinator?)", co.port, co.bind);
+		util_die(1, "cannot listen on %s:%d: %s", co.bind, co.port, strerror(errno));
 	}
 	freeaddrinfo(res);
 	if (listen(co.lfd, 128) < 0)
-		die(1, "listen on %s:%d: %s", co.bind, co.port, strerror(errno));
+		util_die(1, "listen on %s:%d: %s", co.bind, co.port, strerror(errno));
 	if (getsockname(co.lfd, (struct sockaddr *)&ss, &sl) < 0)
-		die(1, "getsockname: %s", strerror(errno));
+		util_die(1, "getsockname: %s", strerror(errno));
 	co.port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						 : ((struct sockaddr_in *)&ss)->sin_port);
 	/* what a client (and the restart script) should connect to */
@@ -1276,18 +1262,18 @@ static void write_port_file(const char *file)
 	int fd, n;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", file, (int)getpid()) >= (int)sizeof(tmp))
-		die(2, "port file path too long: %s", file);
+		util_die(2, "port file path too long: %s", file);
 	n = snprintf(buf, sizeof(buf), "%d\n", co.port);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
-		die(1, "cannot write port file %s: %s", tmp, strerror(errno));
+		util_die(1, "cannot write port file %s: %s", tmp, strerror(errno));
 	if (util_write_all(fd, buf, (size_t)n) < 0 || close(fd) < 0) {
 		unlink(tmp);
-		die(1, "cannot write port file %s: %s", tmp, strerror(errno));
+		util_die(1, "cannot write port file %s: %s", tmp, strerror(errno));
 	}
 	if (rename(tmp, file) < 0) {
 		unlink(tmp);
-		die(1, "cannot rename %s to %s: %s", tmp, file, strerror(errno));
+		util_die(1, "cannot rename %s to %s: %s", tmp, file, strerror(errno));
 	}
 }
 
@@ -1300,11 +1286,11 @@ static void daemonize(void)
 	char c = 0;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
-		die(1, "pipe: %s", strerror(errno));
+		util_die(1, "pipe: %s", strerror(errno));
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
-		die(1, "fork: %s", strerror(errno));
+		util_die(1, "fork: %s", strerror(errno));
 	if (pid > 0) {
 		ssize_t r;
 
@@ -1316,17 +1302,17 @@ static void daemonize(void)
 	}
 	close(p[0]);
 	if (setsid() < 0)
-		die(1, "setsid: %s", strerror(errno));
+		util_die(1, "setsid: %s", strerror(errno));
 	pid = fork();
 	if (pid < 0)
-		die(1, "fork: %s", strerror(errno));
+		util_die(1, "fork: %s", strerror(errno));
 	if (pid > 0)
 		_exit(0);
 	if (chdir("/") < 0)
-		die(1, "chdir /: %s", strerror(errno));
+		util_die(1, "chdir /: %s", strerror(errno));
 	nul = open("/dev/null", O_RDWR);
 	if (nul < 0)
-		die(1, "open /dev/null: %s", strerror(errno));
+		util_die(1, "open /dev/null: %s", strerror(errno));
 	c = 'k';
 	if (write(p[1], &c, 1) != 1)
 		_exit(1);

@@ -43,24 +43,10 @@ static void usage(void)
 	       COORD_DEFAULT_HOST, COORD_DEFAULT_PORT);
 }
 
-static void fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-
-static void fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cryo_launch: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(code);
-}
-
 static void set(const char *name, const char *value)
 {
 	if (setenv(name, value, 1) < 0)
-		fail(1, "cannot set %s: %s", name, strerror(errno));
+		util_die(1, "cannot set %s: %s", name, strerror(errno));
 }
 
 static int is_loopback(const char *host)
@@ -75,7 +61,7 @@ static void make_dirs(const char *dir)
 	size_t n = strlen(dir);
 
 	if (n >= sizeof(buf))
-		fail(2, "checkpoint directory path too long: %s", dir);
+		util_die(2, "checkpoint directory path too long: %s", dir);
 	memcpy(buf, dir, n + 1);
 	for (char *p = buf + 1; ; p++) {
 		if (*p == '/' || !*p) {
@@ -83,7 +69,7 @@ static void make_dirs(const char *dir)
 
 			*p = '\0';
 			if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-				fail(1, "cannot create checkpoint directory %s: %s", buf,
+				util_die(1, "cannot create checkpoint directory %s: %s", buf,
 				     strerror(errno));
 			*p = c;
 			if (!c)
@@ -101,9 +87,9 @@ static void setup_ckptdir(const char *given)
 		return;	/* the coordinator's own directory */
 	make_dirs(given);
 	if (!realpath(given, abs))
-		fail(1, "checkpoint directory %s: %s", given, strerror(errno));
+		util_die(1, "checkpoint directory %s: %s", given, strerror(errno));
 	if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode))
-		fail(1, "checkpoint directory %s is not a directory", given);
+		util_die(1, "checkpoint directory %s is not a directory", given);
 	set("CRYO_CKPT_DIR", abs);
 }
 
@@ -121,7 +107,7 @@ static void start_new(const char *bindir, const struct launch_opts *o, const cha
 
 		gethostname(me, sizeof(me) - 1);
 		if (strcmp(o->host, me))
-			fail(1, "--new-coordinator: %s is not this host", o->host);
+			util_die(1, "--new-coordinator: %s is not this host", o->host);
 	}
 	snprintf(path, sizeof(path), "%s/cryo_coordinator", bindir);
 	snprintf(port, sizeof(port), "%d", o->port);
@@ -142,7 +128,7 @@ static void start_new(const char *bindir, const struct launch_opts *o, const cha
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
-		fail(1, "fork: %s", strerror(errno));
+		util_die(1, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		unsetenv("LD_PRELOAD");
 		execv(path, argv);
@@ -151,11 +137,11 @@ static void start_new(const char *bindir, const struct launch_opts *o, const cha
 	}
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
-			fail(1, "waitpid: %s", strerror(errno));
+			util_die(1, "waitpid: %s", strerror(errno));
 	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
 		exit(1);	/* it said why (e.g. the port is in use) */
 	if (!WIFEXITED(st))
-		fail(1, "could not start a new coordinator at %s", addr);
+		util_die(1, "could not start a new coordinator at %s", addr);
 }
 
 static void send_interval(const struct launch_opts *o, const char *addr)
@@ -168,14 +154,14 @@ static void send_interval(const struct launch_opts *o, const char *addr)
 
 	fd = coord_open_cmd(o->host, o->port, 3000);
 	if (fd < 0)
-		fail(1, "no coordinator at %s", addr);
+		util_die(1, "no coordinator at %s", addr);
 	if (coord_send(fd, COORD_COMMAND, &cmd, sizeof(cmd)) < 0 ||
 	    coord_recv(fd, &hdr, buf, sizeof(buf), 5000) != 1 || hdr.type != COORD_REPLY ||
 	    hdr.len < sizeof(*r))
-		fail(1, "cannot set the interval of the coordinator at %s", addr);
+		util_die(1, "cannot set the interval of the coordinator at %s", addr);
 	r = (struct coord_reply *)buf;
 	if (r->status != COORD_OK)
-		fail(1, "the coordinator at %s refused interval %ld", addr, o->interval);
+		util_die(1, "the coordinator at %s refused interval %ld", addr, o->interval);
 	close(fd);
 }
 
@@ -196,20 +182,20 @@ int main(int argc, char **argv)
 		printf("cryo_launch %s\n", CRYO_VERSION);
 		return 0;
 	case LAUNCH_USAGE_ERR:
-		fail(2, "%s", err);
+		util_die(2, "%s", err);
 	case LAUNCH_RUN:
 		break;
 	}
 	if (launch_find_program(argv[o.prog], getenv("PATH"), prog, sizeof(prog)) < 0) {
 		if (errno == EACCES)
-			fail(126, "%s: permission denied", argv[o.prog]);
-		fail(127, "%s: no such program", argv[o.prog]);
+			util_die(126, "%s: permission denied", argv[o.prog]);
+		util_die(127, "%s: no such program", argv[o.prog]);
 	}
 	if (util_self_dir(bindir, sizeof(bindir)) < 0)
 		return 1;
 	snprintf(lib, sizeof(lib), "%s/../lib/libcryo.so", bindir);
 	if (!realpath(lib, libabs) || access(libabs, R_OK) < 0)
-		fail(1, "cannot find libcryo.so at %s: %s", lib, strerror(errno));
+		util_die(1, "cannot find libcryo.so at %s: %s", lib, strerror(errno));
 	if (strchr(o.host, ':'))
 		snprintf(addr, sizeof(addr), "[%s]:%d", o.host, o.port);
 	else
@@ -226,7 +212,7 @@ int main(int argc, char **argv)
 	case LAUNCH_JOIN:
 		fd = coord_open_cmd(o.host, o.port, 3000);
 		if (fd < 0)
-			fail(1, "no coordinator at %s (--join)", addr);
+			util_die(1, "no coordinator at %s (--join)", addr);
 		close(fd);
 		break;
 	case LAUNCH_NEW:
@@ -246,8 +232,8 @@ int main(int argc, char **argv)
 	if (o.exit_after)
 		set("CRYO_EXIT_AFTER_CKPT", "1");
 	if (launch_preload(libabs, getenv("LD_PRELOAD"), preload, sizeof(preload)) < 0)
-		fail(1, "LD_PRELOAD too long");
+		util_die(1, "LD_PRELOAD too long");
 	set("LD_PRELOAD", preload);
 	execv(prog, argv + o.prog);
-	fail(126, "cannot execute %s: %s", argv[o.prog], strerror(errno));
+	util_die(126, "cannot execute %s: %s", argv[o.prog], strerror(errno));
 }

@@ -18,6 +18,9 @@ int util_self_dir(char *buf, size_t size);
 /* Moves fd to the lowest free number >= min (F_DUPFD_CLOEXEC) and closes the
  * old one. New fd, or -1 with errno (old fd left open). */
 int util_move_fd(int fd, int min);
+/* For the programs' command-line errors: prints "<program>: <message>" as
+ * one line on stderr and exits with code. */
+void util_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 /* Parses a non-negative decimal integer (whole string). 0, or -1. */
 int util_parse_u64(const char *s, uint64_t *out);
 

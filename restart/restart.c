@@ -197,16 +197,12 @@ int main(int argc, char **argv)
 			return 0;
 		default:
 			if (optopt && optopt != '?')
-				fprintf(stderr, "cryo_restart: option -%c needs a value (try --help)\n", optopt);
-			else
-				fprintf(stderr, "cryo_restart: unknown option '%s' (try --help)\n", argv[optind - 1]);
-			return 2;
+				util_die(2, "option -%c needs a value (try --help)", optopt);
+			util_die(2, "unknown option '%s' (try --help)", argv[optind - 1]);
 		}
 	}
 	if (optind == argc && !(lm_port && *lm_port)) {
-		fprintf(stderr, "cryo_restart: no image given, and LM_DEST_PORT is not set to wait for a "
-				"migration (try --help)\n");
-		return 2;
+		util_die(2, "no image given, and LM_DEST_PORT is not set to wait for a migration (try --help)");
 	}
 	if (argc - optind > 1) {
 		log_err("%d images given: restarting a computation of several processes is not supported yet",
