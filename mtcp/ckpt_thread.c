@@ -628,14 +628,56 @@ static void restarted(void)
 	/* RESTART, REFILL and RESUME come through the main loop. */
 }
 
+/* A process of its own: new unique id; the pid it is known by. */
+static void new_identity(void)
+{
+	vpid = (uint32_t)getpid();
+	if (getrandom(&upid, sizeof(upid), 0) != sizeof(upid))
+		upid = ((uint64_t)getpid() << 32) ^ util_now_ns(CLOCK_REALTIME);
+}
+
+/* Registers with the coordinator and starts the checkpoint thread (with
+ * every signal blocked, which it keeps). 0, or -1 after logging: the
+ * process then runs on without checkpoints. */
+static int join_computation(void)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+	int fd, ret = 0;
+
+	fd = coord_register(0);
+	if (fd < 0)
+		return -1;
+	coord_fd = fd;
+	sigfillset(&all);
+	real_pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, ckpt_main, NULL) != 0) {
+		log_err("cannot start the checkpoint thread");
+		close(coord_fd);
+		coord_fd = -1;
+		ret = -1;
+	}
+	pthread_attr_destroy(&attr);
+	real_pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
+/* In a forked child (not after vfork or posix_spawn, whose child execs and
+ * joins from the constructor): the parent's checkpoint thread was not
+ * copied and its coordinator socket is the parent's. The child becomes a
+ * process of the computation of its own, before fork() returns in it. */
 static void after_fork_child(void)
 {
-	/* The child has no checkpoint thread: it runs outside the computation
-	 * (forked children join it in a later version). Its copy of the
-	 * coordinator socket must not confuse the coordinator. */
 	if (coord_fd >= 0)
 		close(coord_fd);
 	coord_fd = -1;
+	parked = 0;
+	tmp_path[0] = '\0';
+	new_identity();
+	join_computation();
 }
 
 static void read_config(void)
@@ -681,10 +723,6 @@ static void read_config(void)
 __attribute__((constructor)) static void cryo_init(void)
 {
 	const char *e = getenv("CRYO_DISABLE");
-	pthread_attr_t attr;
-	pthread_t th;
-	sigset_t all, old;
-	int fd;
 
 	if (e && *e == '1')
 		return;
@@ -693,25 +731,9 @@ __attribute__((constructor)) static void cryo_init(void)
 	read_config();
 	if (log_fd() != 2)
 		log_setup(log_level_cur, reserve_fd(log_fd()));
-	vpid = (uint32_t)getpid();
-	if (getrandom(&upid, sizeof(upid), 0) != sizeof(upid))
-		upid = ((uint64_t)getpid() << 32) ^ util_now_ns(CLOCK_REALTIME);
+	new_identity();
 	if (threads_init() < 0 || plugin_run(PLUGIN_INIT) < 0 || !coord_addrlen)
 		return;
-	fd = coord_register(0);
-	if (fd < 0)
-		return;
-	coord_fd = fd;
-	pthread_atfork(NULL, NULL, after_fork_child);
-	sigfillset(&all);
-	real_pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, ckpt_main, NULL) != 0) {
-		log_err("cannot start the checkpoint thread");
-		close(coord_fd);
-		coord_fd = -1;
-	}
-	pthread_attr_destroy(&attr);
-	real_pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (join_computation() == 0)
+		pthread_atfork(NULL, NULL, after_fork_child);
 }
