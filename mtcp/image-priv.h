@@ -17,4 +17,32 @@ int image_crc32c_hw_ok(void);
 /* At most this many runs in one PAGES record: one per page of a full chunk. */
 #define IMAGE_PAGES_MAX_RUNS (IMAGE_CHUNK_MAX / IMAGE_PAGE_SIZE)
 
+/* ---- Sealing (doc/image-format.md, "Encryption") ---- */
+
+/* The nonce of record recno (the HEADER is record 0) of a stream with this
+ * salt: the salt's 8 bytes, then recno's 4, little-endian. */
+static inline void image_seal_nonce(uint8_t iv[IMAGE_SEAL_NONCE_LEN], uint64_t salt, uint32_t recno)
+{
+	for (int i = 0; i < 8; i++)
+		iv[i] = (uint8_t)(salt >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		iv[8 + i] = (uint8_t)(recno >> (8 * i));
+}
+
+/* The additional authenticated data of a sealed record: its header's type
+ * (4 bytes) and len (8 bytes, the sealed length), little-endian. */
+#define IMAGE_SEAL_AAD_LEN 12
+static inline void image_seal_aad(uint8_t aad[IMAGE_SEAL_AAD_LEN], uint32_t type, uint64_t len)
+{
+	for (int i = 0; i < 4; i++)
+		aad[i] = (uint8_t)(type >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		aad[4 + i] = (uint8_t)(len >> (8 * i));
+}
+
+/* The HEADER's key check value: the first 16 bytes of
+ * SHA-256(IMAGE_KEY_CHECK_TEXT || key). Allocates inside OpenSSL. 0, or -1
+ * after logging. */
+int image_key_check(const uint8_t key[IMAGE_SEAL_KEY_LEN], uint8_t out[IMAGE_KEY_CHECK_LEN]);
+
 #endif /* CRYO_MTCP_IMAGE_PRIV_H */

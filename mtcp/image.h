@@ -16,12 +16,19 @@
 #include <stdint.h>
 
 #define IMAGE_MAGIC	0x4f595243u	/* "CRYO" as little-endian bytes */
-#define IMAGE_VERSION	1		/* bump on any layout change */
+#define IMAGE_VERSION	2		/* bump on any layout change */
+#define IMAGE_VERSION_MIN 1		/* oldest version the reader accepts */
 #define IMAGE_ARCH_X86_64 62		/* EM_X86_64 */
 #define IMAGE_PAGE_SIZE	4096u
 #define IMAGE_CHUNK_MAX	(1u << 20)	/* page data per PAGES record, decoded */
 #define IMAGE_RECORD_MAX (IMAGE_CHUNK_MAX + (1u << 20)) /* any record's payload */
 #define IMAGE_SUFFIX	".cryo"
+/* Sealed images: AES-256-GCM, a 96-bit nonce, a 16-byte tag after each
+ * sealed payload (doc/image-format.md, "Encryption"). */
+#define IMAGE_SEAL_KEY_LEN 32
+#define IMAGE_SEAL_NONCE_LEN 12
+#define IMAGE_SEAL_TAG_LEN 16
+#define IMAGE_KEY_CHECK_LEN 16
 
 enum image_rec_type {
 	IMAGE_REC_HEADER = 1,	/* struct image_header; always first */
@@ -46,6 +53,7 @@ _Static_assert(sizeof(struct image_rec_hdr) == 16, "layout changed: bump IMAGE_V
 
 #define IMAGE_HDR_STREAM	0x1u	/* written to a migration socket */
 #define IMAGE_HDR_EXIT_AFTER	0x2u	/* the source exits once the image is whole */
+#define IMAGE_HDR_SEALED	0x4u	/* every later record sealed with AES-256-GCM */
 
 struct image_header {
 	uint32_t magic;		/* IMAGE_MAGIC */
@@ -62,8 +70,15 @@ struct image_header {
 	char hostname[64];
 	char build[64];		/* cryo version and libcryo build id */
 	char program[64];	/* short program name (comm) */
+	/* Version 2. Sealed images only (0 otherwise): the per-stream nonce
+	 * salt and the key check value, both set by the writer. */
+	uint64_t seal_salt;	/* random; nonce = salt (8 bytes) || record number (4) */
+	uint8_t key_check[IMAGE_KEY_CHECK_LEN];	/* SHA-256(IMAGE_KEY_CHECK_TEXT || key)[0..16) */
 };
-_Static_assert(sizeof(struct image_header) == 304, "layout changed: bump IMAGE_VERSION");
+_Static_assert(sizeof(struct image_header) == 328, "layout changed: bump IMAGE_VERSION");
+/* A version 1 HEADER: the same fields up to program[]. */
+#define IMAGE_HEADER_V1_SIZE 304
+#define IMAGE_KEY_CHECK_TEXT "cryo image key check v2"
 
 /* The kernel's k_sigaction for rt_sigaction(2) on x86-64. */
 struct image_sigaction {
@@ -260,6 +275,14 @@ int image_writer_pages(struct image_writer *w, uint32_t area, uint64_t first, co
  * (pre-copy while the application runs, bounce buffers), so each page is
  * copied into the writer when added. Default false. Never allocates. */
 void image_writer_set_live(struct image_writer *w, bool live);
+/* key: the 32-byte AES-256 key to seal the next streams with, or NULL to
+ * write them in clear. Call it before image_writer_prepare(), with the
+ * threads running: it allocates the cipher context and the sealing buffers
+ * on first use, and sets up the key schedule. The writer keeps no copy of
+ * the key itself, only OpenSSL's key schedule. With a key, the writer fills
+ * in the HEADER's seal fields and flag, and seals every later record
+ * (doc/image-format.md). 0, or -1 after logging. */
+int image_writer_set_key(struct image_writer *w, const uint8_t *key);
 /* Flushes the last chunk and writes the TRAILER. */
 int image_writer_finish(struct image_writer *w);
 /* Bytes of the stream so far (chunks handed to the I/O thread included),
@@ -277,11 +300,22 @@ struct image_reader;
  * closed by the reader. */
 struct image_reader *image_reader_new(int fd, const char *name);
 void image_reader_free(struct image_reader *r);
+/* key: the 32-byte key to open a sealed image with (copied), or NULL.
+ * Call it before the first image_reader_next(). A sealed image read
+ * without a key, or with another key, fails at its HEADER with one line
+ * ("X is encrypted: ...", "X: wrong key"); a plain image reads the same
+ * with or without a key. 0, or -1 after logging. */
+int image_reader_set_key(struct image_reader *r, const uint8_t *key);
+/* 1 if the stream's HEADER (already returned) says it is sealed. */
+int image_reader_sealed(const struct image_reader *r);
 /* Reads the next record. Returns 1 with *type, *payload (valid until the
  * next call, owned by the reader) and *len; 0 after a TRAILER whose
  * checksum matched (end of stream); -1 after logging on any error:
  * truncation, a bad CRC, a bad SHA-256, a foreign or newer image. The first
- * record must be a valid HEADER (checked here). */
+ * record must be a valid HEADER (checked here). Payloads of a sealed
+ * image come back opened (decrypted and authenticated), *len without the
+ * tag; a version 1 HEADER comes back widened to struct image_header, the
+ * new fields zero. */
 int image_reader_next(struct image_reader *r, uint32_t *type, const void **payload, uint64_t *len);
 /* Offset in the stream of the record last returned. */
 uint64_t image_reader_offset(const struct image_reader *r);

@@ -13,7 +13,13 @@
  * (runs inside their area, increasing, no page stored twice, no more pages
  * than the AREA declares). At the TRAILER come the SHA-256 of the stream
  * and the counts. A failure is logged as one line naming the image and the
- * byte offset, and every later call fails without logging again. */
+ * byte offset, and every later call fails without logging again.
+ *
+ * A sealed image (IMAGE_HDR_SEALED) needs the key (image_reader_set_key()):
+ * its clear HEADER's key check tells a missing or wrong key from damage.
+ * Each later record's CRC and hash are checked on the sealed bytes, then
+ * the payload is opened in place (AES-256-GCM); a tag that fails is damage
+ * like a bad CRC. Version 1 images (no seal fields) are still read. */
 #define LOG_PREFIX ""
 #include <errno.h>
 #include <stdarg.h>
@@ -50,7 +56,12 @@ struct image_reader {
 	uint64_t rec_off;	/* offset of the record last returned */
 	uint64_t nrec;		/* records consumed, the trailer excluded */
 	uint64_t recno;		/* index of the record last read, from 0 */
-	uint8_t *buf;		/* IMAGE_RECORD_MAX: one payload */
+	uint8_t *buf;		/* IMAGE_RECORD_MAX + tag: one payload */
+
+	bool have_key;
+	uint8_t key[IMAGE_SEAL_KEY_LEN];
+	EVP_CIPHER *aes;
+	EVP_CIPHER_CTX *aead;
 
 	EVP_MD *md;
 	EVP_MD_CTX *sha;
@@ -76,7 +87,7 @@ struct image_reader *image_reader_new(int fd, const char *name)
 	}
 	r->fd = fd;
 	r->name = strdup(name);
-	r->buf = malloc(IMAGE_RECORD_MAX);
+	r->buf = malloc(IMAGE_RECORD_MAX + IMAGE_SEAL_TAG_LEN);
 	r->dec = malloc(IMAGE_CHUNK_MAX);
 	if (!r->name || !r->buf || !r->dec) {
 		log_err("cannot allocate %u bytes of buffers to read image %s",
@@ -106,12 +117,40 @@ void image_reader_free(struct image_reader *r)
 		return;
 	EVP_MD_CTX_free(r->sha);
 	EVP_MD_free(r->md);
+	EVP_CIPHER_CTX_free(r->aead);
+	EVP_CIPHER_free(r->aes);
+	explicit_bzero(r->key, sizeof(r->key));
 	ZSTD_freeDCtx(r->dctx);
 	free(r->areas);
 	free(r->dec);
 	free(r->buf);
 	free(r->name);
 	free(r);
+}
+
+int image_reader_set_key(struct image_reader *r, const uint8_t *key)
+{
+	r->have_key = false;
+	explicit_bzero(r->key, sizeof(r->key));
+	if (!key)
+		return 0;
+	if (!r->aes)
+		r->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	if (!r->aead)
+		r->aead = EVP_CIPHER_CTX_new();
+	if (!r->aes || !r->aead ||
+	    !EVP_DecryptInit_ex(r->aead, r->aes, NULL, key, NULL)) {
+		log_err("OpenSSL has no AES-256-GCM to open image %s", r->name);
+		return -1;
+	}
+	memcpy(r->key, key, sizeof(r->key));
+	r->have_key = true;
+	return 0;
+}
+
+int image_reader_sealed(const struct image_reader *r)
+{
+	return r->nrec > 0 && (r->hdr.flags & IMAGE_HDR_SEALED);
 }
 
 uint64_t image_reader_offset(const struct image_reader *r)
@@ -161,9 +200,9 @@ static int check_magic_version(const void *payload, uint64_t len, const char *na
 		log_err("%s is not a cryo image", name);
 		return -1;
 	}
-	if (mv[1] != IMAGE_VERSION) {
-		log_err("%s is image format version %u; this cryo reads version %u", name, mv[1],
-			IMAGE_VERSION);
+	if (mv[1] < IMAGE_VERSION_MIN || mv[1] > IMAGE_VERSION) {
+		log_err("%s is image format version %u; this cryo reads versions %u to %u", name,
+			mv[1], IMAGE_VERSION_MIN, IMAGE_VERSION);
 		return -1;
 	}
 	return 0;
@@ -171,16 +210,19 @@ static int check_magic_version(const void *payload, uint64_t len, const char *na
 
 int image_check_header(const void *payload, uint64_t len, const char *name)
 {
-	struct image_header h;
+	struct image_header h = { 0 };
+	size_t want;
 
 	if (check_magic_version(payload, len, name) < 0)
 		return -1;
-	if (len != sizeof(h)) {
+	memcpy(&h.version, (const uint8_t *)payload + 4, sizeof(h.version));
+	want = h.version == 1 ? IMAGE_HEADER_V1_SIZE : sizeof(h);
+	if (len != want) {
 		log_err("%s is corrupt: its HEADER has %llu bytes, not %zu", name,
-			(unsigned long long)len, sizeof(h));
+			(unsigned long long)len, want);
 		return -1;
 	}
-	memcpy(&h, payload, sizeof(h));
+	memcpy(&h, payload, want);
 	if (h.arch != IMAGE_ARCH_X86_64) {
 		log_err("%s is an image of architecture %u (%s); this cryo restores x86-64", name,
 			h.arch, arch_name(h.arch));
@@ -461,6 +503,63 @@ static int r_check_record(struct image_reader *r, uint32_t type, const uint8_t *
 	return 0;	/* FD, INDEX: opaque here */
 }
 
+/* The HEADER in r->buf (checked), *len bytes: a version 1 one is widened to
+ * struct image_header; a sealed one needs our key. */
+static int r_header(struct image_reader *r, uint64_t *len)
+{
+	uint8_t check[IMAGE_KEY_CHECK_LEN];
+	struct image_header h;
+
+	if (*len == IMAGE_HEADER_V1_SIZE) {
+		memset(r->buf + IMAGE_HEADER_V1_SIZE, 0, sizeof(h) - IMAGE_HEADER_V1_SIZE);
+		*len = sizeof(h);
+	}
+	memcpy(&h, r->buf, sizeof(h));
+	if (h.version < 2 || !(h.flags & IMAGE_HDR_SEALED))
+		return 0;
+	if (!r->have_key) {
+		log_err("%s is encrypted: give the key with --key-file or CRYO_KEY_FILE", r->name);
+		return r_fail(r);
+	}
+	if (image_key_check(r->key, check) < 0)
+		return r_fail(r);
+	if (memcmp(check, h.key_check, sizeof(check))) {
+		log_err("%s: wrong key", r->name);
+		return r_fail(r);
+	}
+	return 0;
+}
+
+/* Opens the sealed payload of the record just read (*len bytes in r->buf,
+ * CRC and hash already checked) in place; *len loses the tag. */
+static int r_open(struct image_reader *r, uint32_t type, uint64_t *len)
+{
+	uint8_t iv[IMAGE_SEAL_NONCE_LEN], aad[IMAGE_SEAL_AAD_LEN], tag[IMAGE_SEAL_TAG_LEN];
+	uint64_t plen;
+	int outl;
+
+	if (*len < IMAGE_SEAL_TAG_LEN)
+		return r_corrupt(r, type, "has %llu bytes, too few for a sealed record",
+				 (unsigned long long)*len);
+	if (r->recno > UINT32_MAX)
+		return r_corrupt(r, type, "is past the 2^32 records a sealed image may hold");
+	plen = *len - IMAGE_SEAL_TAG_LEN;
+	memcpy(tag, r->buf + plen, sizeof(tag));
+	image_seal_nonce(iv, r->hdr.seal_salt, (uint32_t)r->recno);
+	image_seal_aad(aad, type, *len);
+	if (!EVP_DecryptInit_ex(r->aead, NULL, NULL, NULL, iv) ||
+	    !EVP_DecryptUpdate(r->aead, NULL, &outl, aad, sizeof(aad)) ||
+	    (plen && !EVP_DecryptUpdate(r->aead, r->buf, &outl, r->buf, (int)plen)) ||
+	    !EVP_CIPHER_CTX_ctrl(r->aead, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag)) {
+		log_err("AES-256-GCM failed while opening image %s", r->name);
+		return r_fail(r);
+	}
+	if (EVP_DecryptFinal_ex(r->aead, r->buf + plen, &outl) <= 0)
+		return r_corrupt(r, type, "fails its authentication tag (AES-256-GCM)");
+	*len = plen;
+	return 0;
+}
+
 static int r_trailer(struct image_reader *r, const uint8_t *p, uint64_t len)
 {
 	const uint32_t type = IMAGE_REC_TRAILER;
@@ -510,7 +609,7 @@ int image_reader_next(struct image_reader *r, uint32_t *type_out, const void **p
 		      uint64_t *len_out)
 {
 	struct image_rec_hdr rh;
-	uint64_t got = 0;
+	uint64_t got = 0, len, max;
 	uint32_t type;
 	int ret;
 
@@ -539,7 +638,10 @@ int image_reader_next(struct image_reader *r, uint32_t *type_out, const void **p
 			(unsigned long long)r->nrec, (unsigned long long)r->rec_off, type);
 		return r_fail(r);
 	}
-	if (rh.len > IMAGE_RECORD_MAX)
+	max = IMAGE_RECORD_MAX;
+	if (r->nrec && (r->hdr.flags & IMAGE_HDR_SEALED))
+		max += IMAGE_SEAL_TAG_LEN;
+	if (rh.len > max)
 		return r_corrupt(r, type, "claims %llu bytes, more than any record has",
 				 (unsigned long long)rh.len);
 	r->off += sizeof(rh);
@@ -564,19 +666,26 @@ int image_reader_next(struct image_reader *r, uint32_t *type_out, const void **p
 		return r_corrupt(r, type, "fails its checksum");
 	if (r->nrec == 0 && image_check_header(r->buf, rh.len, r->name) < 0)
 		return r_fail(r);
-	if (type == IMAGE_REC_TRAILER)
-		return r_trailer(r, r->buf, rh.len);
-	if (!EVP_DigestUpdate(r->sha, &rh, sizeof(rh)) ||
-	    !EVP_DigestUpdate(r->sha, r->buf, rh.len)) {
+	/* The stream's hash covers the bytes as written, sealed or not. */
+	if (type != IMAGE_REC_TRAILER &&
+	    (!EVP_DigestUpdate(r->sha, &rh, sizeof(rh)) ||
+	     !EVP_DigestUpdate(r->sha, r->buf, rh.len))) {
 		log_err("SHA-256 of image %s failed", r->name);
 		return r_fail(r);
 	}
-	if (r_check_record(r, type, r->buf, rh.len) < 0)
+	len = rh.len;
+	if (r->nrec == 0 && r_header(r, &len) < 0)
+		return -1;
+	if (r->nrec && (r->hdr.flags & IMAGE_HDR_SEALED) && r_open(r, type, &len) < 0)
+		return -1;
+	if (type == IMAGE_REC_TRAILER)
+		return r_trailer(r, r->buf, len);
+	if (r_check_record(r, type, r->buf, len) < 0)
 		return -1;
 	r->nrec++;
 	*type_out = type;
 	*payload = r->buf;
-	*len_out = rh.len;
+	*len_out = len;
 	return 1;
 }
 
