@@ -43,6 +43,15 @@ static inline void image_seal_aad(uint8_t aad[IMAGE_SEAL_AAD_LEN], uint32_t type
 /* The HEADER's key check value: the first 16 bytes of
  * SHA-256(IMAGE_KEY_CHECK_TEXT || key). Allocates inside OpenSSL. 0, or -1
  * after logging. */
+/* Seals the payload iov[0..n) (plen bytes in all) of record recno of this
+ * type, in a stream with this salt, into out: plen bytes of ciphertext,
+ * then the 16-byte tag. aead is an EVP_CIPHER_CTX set up for AES-256-GCM
+ * encryption with the key. Never allocates. 0, or -1 after logging. */
+struct evp_cipher_ctx_st;
+struct iovec;
+int image_seal(struct evp_cipher_ctx_st *aead, uint64_t salt, uint64_t recno, uint32_t type,
+	       const struct iovec *iov, int n, size_t plen, uint8_t *out);
+
 int image_key_check(const uint8_t key[IMAGE_SEAL_KEY_LEN], uint8_t out[IMAGE_KEY_CHECK_LEN]);
 
 #endif /* CRYO_MTCP_IMAGE_PRIV_H */

@@ -327,11 +327,8 @@ int image_writer_set_key(struct image_writer *w, const uint8_t *key)
 	return 0;
 }
 
-/* Seals the payload iov[0..n) (plen bytes) of record recno of this type
- * into out: plen bytes of ciphertext, then the tag. Never allocates. 0, or
- * -1 after logging. */
-static int w_seal(struct image_writer *w, uint32_t type, uint64_t recno, const struct iovec *iov,
-		  int n, size_t plen, uint8_t *out)
+int image_seal(struct evp_cipher_ctx_st *aead, uint64_t salt, uint64_t recno, uint32_t type,
+	       const struct iovec *iov, int n, size_t plen, uint8_t *out)
 {
 	uint8_t iv[IMAGE_SEAL_NONCE_LEN], aad[IMAGE_SEAL_AAD_LEN];
 	size_t off = 0;
@@ -341,30 +338,36 @@ static int w_seal(struct image_writer *w, uint32_t type, uint64_t recno, const s
 		log_err("a sealed image holds at most 2^32 records");
 		return -1;
 	}
-	image_seal_nonce(iv, w->salt, (uint32_t)recno);
+	image_seal_nonce(iv, salt, (uint32_t)recno);
 	image_seal_aad(aad, type, plen + IMAGE_SEAL_TAG_LEN);
-	if (!EVP_EncryptInit_ex(w->aead, NULL, NULL, NULL, iv) ||
-	    !EVP_EncryptUpdate(w->aead, NULL, &outl, aad, sizeof(aad)))
+	if (!EVP_EncryptInit_ex(aead, NULL, NULL, NULL, iv) ||
+	    !EVP_EncryptUpdate(aead, NULL, &outl, aad, sizeof(aad)))
 		goto err;
 	for (i = 0; i < n; i++) {
 		if (!iov[i].iov_len)
 			continue;
-		if (!EVP_EncryptUpdate(w->aead, out + off, &outl, iov[i].iov_base,
+		if (!EVP_EncryptUpdate(aead, out + off, &outl, iov[i].iov_base,
 				       (int)iov[i].iov_len))
 			goto err;
 		off += (size_t)outl;
 	}
-	if (!EVP_EncryptFinal_ex(w->aead, out + off, &outl))
+	if (!EVP_EncryptFinal_ex(aead, out + off, &outl))
 		goto err;
 	off += (size_t)outl;
 	if (off != plen ||
-	    EVP_CIPHER_CTX_ctrl(w->aead, EVP_CTRL_AEAD_GET_TAG, IMAGE_SEAL_TAG_LEN, out + off) != 1)
+	    EVP_CIPHER_CTX_ctrl(aead, EVP_CTRL_AEAD_GET_TAG, IMAGE_SEAL_TAG_LEN, out + off) != 1)
 		goto err;
 	return 0;
 err:
 	log_err("AES-256-GCM sealing of %s record %llu failed", image_rec_name(type),
 		(unsigned long long)recno);
 	return -1;
+}
+
+static int w_seal(struct image_writer *w, uint32_t type, uint64_t recno, const struct iovec *iov,
+		  int n, size_t plen, uint8_t *out)
+{
+	return image_seal(w->aead, w->salt, recno, type, iov, n, plen, out);
 }
 
 static void w_chunk_reset(struct image_writer *w)

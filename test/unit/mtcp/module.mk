@@ -6,3 +6,5 @@ unit_mtcp_image_WRAP := malloc calloc realloc free
 # export-core: register mapping and whole cores read back with libelf.
 UNIT_TESTS += mtcp/core
 unit_mtcp_core_OBJS := build/mtcp/core.o
+# Key files: formats, permissions, messages.
+UNIT_TESTS += mtcp/key

@@ -29,6 +29,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include "mtcp/image.h"
 #include "mtcp/image-priv.h"
 #include "mtcp/log.h"
@@ -481,6 +482,9 @@ static int t_put(void *arg, uint32_t area, uint64_t first, const void *data, uin
 	return 0;
 }
 
+/* The key t_read() opens images with (NULL: none). */
+static const uint8_t *t_key;
+
 /* Reads the image from fd, comparing every record and page with m. Returns
  * what image_reader_next() or image_reader_pages() returned last. */
 static int t_read(int fd, struct t_img *m, struct t_got *got, bool compare)
@@ -494,6 +498,8 @@ static int t_read(int fd, struct t_img *m, struct t_got *got, bool compare)
 	int ret;
 
 	assert_non_null(r);
+	if (t_key)
+		assert_int_equal(image_reader_set_key(r, t_key), 0);
 	memset(got, 0, sizeof(*got));
 	img_reset_seen(m);
 	while ((ret = image_reader_next(r, &type, &p, &len)) > 0) {
@@ -516,6 +522,21 @@ static int t_read(int fd, struct t_img *m, struct t_got *got, bool compare)
 		assert_true(nrec < m->nrecs);
 		assert_int_equal(type, m->recs[nrec].type);
 		assert_int_equal(len, m->recs[nrec].alen + m->recs[nrec].blen);
+		if (type == IMAGE_REC_HEADER) {
+			/* The writer fills in the seal fields of a sealed image. */
+			struct image_header h;
+
+			memcpy(&h, p, sizeof(h));
+			assert_int_equal(!!(h.flags & IMAGE_HDR_SEALED), !!t_key);
+			assert_int_equal(image_reader_sealed(r), !!t_key);
+			h.flags &= ~(uint64_t)IMAGE_HDR_SEALED;
+			h.seal_salt = 0;
+			memset(h.key_check, 0, sizeof(h.key_check));
+			p = &h;
+			assert_memory_equal(p, m->recs[nrec].a, m->recs[nrec].alen);
+			nrec++;
+			continue;
+		}
 		assert_memory_equal(p, m->recs[nrec].a, m->recs[nrec].alen);
 		if (m->recs[nrec].blen)
 			assert_memory_equal((const char *)p + m->recs[nrec].alen, m->recs[nrec].b,
@@ -575,6 +596,8 @@ static void round_trip_fds(struct t_img *m, int level, int fds[2], struct t_got 
 	int before = alloc_bad;
 
 	assert_non_null(w);
+	if (t_key)
+		assert_int_equal(image_writer_set_key(w, t_key), 0);
 	img_prepare_scatter(m);
 	assert_int_equal(pthread_create(&th, NULL, writer_thread, &job), 0);
 	assert_int_equal(t_read(fds[0], m, got, true), 0);
@@ -779,6 +802,8 @@ static void blob_make(struct t_img *m, int level, struct t_blob *b)
 	size_t off = 0;
 
 	assert_non_null(w);
+	if (t_key)
+		assert_int_equal(image_writer_set_key(w, t_key), 0);
 	assert_int_equal(t_write(w, fd, m), 0);
 	image_writer_free(w);
 	assert_int_equal(fstat(fd, &st), 0);
@@ -1340,6 +1365,200 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* ---- sealed images (AES-256-GCM) ---- */
+
+static const uint8_t key_a[32] = { 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+				   11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+				   22, 23, 24, 25, 26, 27, 28, 29, 30, 31 };
+static const uint8_t key_b[32] = { 0xff };
+
+static void hex_to(const char *hex, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+		out[i] = (uint8_t)v;
+	}
+}
+
+/* Known answers computed independently with Python's cryptography:
+ *   AESGCM(bytes(range(32))).encrypt(struct.pack('<QI', salt, 5),
+ *       b"cryo sealed record test vector", struct.pack('<IQ', 7, 30 + 16))
+ *   hashlib.sha256(b"cryo image key check v2" + bytes(range(32)))[:16] */
+static void seal_known_answer(void **state)
+{
+	static const char pt[] = "cryo sealed record test vector";
+	static const char want_hex[] = "eb4c96d00ea0051bd1b840797ac0f87c98fe7640ea70a6dfe1d2313765"
+				       "6fc73f85cd2894677e13a74399d5fb21f0";
+	uint8_t want[30 + 16], out[30 + 16], check[16], want_check[16], iv[12], aad[12];
+	struct iovec iov[2] = { { (void *)pt, 11 }, { (void *)(pt + 11), 19 } };
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+	(void)state;
+	assert_int_equal(sizeof(pt) - 1, 30);
+	hex_to(want_hex, want, sizeof(want));
+	assert_non_null(ctx);
+	assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key_a, NULL), 1);
+	assert_int_equal(image_seal(ctx, 0x0123456789abcdefull, 5, IMAGE_REC_PLUGIN, iov, 2, 30,
+				    out), 0);
+	assert_memory_equal(out, want, sizeof(want));
+	EVP_CIPHER_CTX_free(ctx);
+
+	hex_to("b5ecf5925ea87a746b493ac68edde95d", want_check, sizeof(want_check));
+	assert_int_equal(image_key_check(key_a, check), 0);
+	assert_memory_equal(check, want_check, sizeof(check));
+
+	image_seal_nonce(iv, 0x0123456789abcdefull, 0x01020304u);
+	assert_memory_equal(iv, "\xef\xcd\xab\x89\x67\x45\x23\x01\x04\x03\x02\x01", 12);
+	image_seal_aad(aad, 8, 0x1122334455ull);
+	assert_memory_equal(aad, "\x08\0\0\0\x55\x44\x33\x22\x11\0\0\0", 12);
+}
+
+static bool mem_has(const uint8_t *hay, size_t n, const void *needle, size_t k)
+{
+	return memmem(hay, n, needle, k) != NULL;
+}
+
+/* Pipe, socket and file, at several levels: every page back, no allocation
+ * while writing, no plaintext and no key in the stream, a new salt for
+ * each stream. */
+static void sealed_round_trips(void **state)
+{
+	static const int levels[] = { 0, 1, 3 };
+	struct t_img m;
+	struct t_got got;
+	struct t_blob b;
+	uint64_t salts[3];
+	int fds[2];
+	size_t i;
+
+	(void)state;
+	t_key = key_a;
+	img_full(&m);
+	assert_int_equal(pipe(fds), 0);
+	round_trip_fds(&m, 0, fds, &got);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	round_trip_fds(&m, 1, fds, &got);
+	m.live = true;
+	assert_int_equal(pipe(fds), 0);
+	round_trip_fds(&m, 0, fds, &got);
+	m.live = false;
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		struct image_header h;
+
+		blob_make(&m, levels[i], &b);
+		assert_int_equal(blob_read(&m, b.data, b.len), 0);
+		assert_false(mem_has(b.data, b.len, "area  0 page", 12));
+		assert_false(mem_has(b.data, b.len, "plugin state", 12));
+		assert_false(mem_has(b.data, b.len, key_a, sizeof(key_a)));
+		memcpy(&h, b.data + sizeof(struct image_rec_hdr), sizeof(h));
+		assert_true(h.flags & IMAGE_HDR_SEALED);
+		salts[i] = h.seal_salt;
+		free(b.data);
+	}
+	assert_true(salts[0] != salts[1] && salts[1] != salts[2] && salts[0] != salts[2]);
+	/* The same writer writes plain again once the key is taken away. */
+	t_key = NULL;
+	{
+		struct image_writer *w = image_writer_new(0);
+		int fd = tmp_fd();
+
+		assert_int_equal(image_writer_set_key(w, key_a), 0);
+		assert_int_equal(image_writer_set_key(w, NULL), 0);
+		assert_int_equal(t_write(w, fd, &m), 0);
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		assert_int_equal(t_read(fd, &m, &got, true), 0);
+		close(fd);
+		image_writer_free(w);
+	}
+	assert_string_equal(log_take(), "");
+	img_free(&m);
+}
+
+/* Fixes the CRC of the record at off after its payload was changed. */
+static void blob_fix_crc(struct t_blob *b, size_t off)
+{
+	struct image_rec_hdr rh;
+
+	memcpy(&rh, b->data + off, sizeof(rh));
+	rh.crc = image_crc32c(0, b->data + off + sizeof(rh), rh.len);
+	memcpy(b->data + off, &rh, sizeof(rh));
+}
+
+/* No key, a wrong key, a sealed payload changed (CRC fixed up so that the
+ * tag is what catches it), a salt changed. */
+static void sealed_refusals(void **state)
+{
+	struct t_img m;
+	struct t_blob b;
+	size_t i;
+	const char *log;
+
+	(void)state;
+	img_small(&m);
+	t_key = key_a;
+	blob_make(&m, 1, &b);
+	t_key = NULL;
+	assert_int_equal(blob_read(&m, b.data, b.len), -1);
+	assert_one_line(log_take(),
+			"test.cryo is encrypted: give the key with --key-file or CRYO_KEY_FILE");
+	t_key = key_b;
+	assert_int_equal(blob_read(&m, b.data, b.len), -1);
+	assert_one_line(log_take(), "test.cryo: wrong key");
+	t_key = key_a;
+	for (i = 1; i < b.nrec; i++) {
+		size_t at = b.rec_off[i] + sizeof(struct image_rec_hdr) + 3;
+
+		b.data[at] ^= 0x10;
+		assert_int_equal(blob_read(&m, b.data, b.len), -1);
+		assert_one_line(log_take(), "fails its checksum");
+		blob_fix_crc(&b, b.rec_off[i]);
+		assert_int_equal(blob_read(&m, b.data, b.len), -1);
+		log = log_take();
+		if (count_lines(log) != 1 || !strstr(log, "fails its authentication tag"))
+			fail_msg("record %zu: %s", i, log);
+		b.data[at] ^= 0x10;
+		blob_fix_crc(&b, b.rec_off[i]);
+	}
+	/* Another salt: every nonce changes, the first sealed record fails. */
+	b.data[sizeof(struct image_rec_hdr) + offsetof(struct image_header, seal_salt)] ^= 1;
+	blob_fix_crc(&b, 0);
+	assert_int_equal(blob_read(&m, b.data, b.len), -1);
+	assert_one_line(log_take(), "record 1 (PROCESS) at byte 344 fails its authentication tag");
+	t_key = NULL;
+	free(b.data);
+	img_free(&m);
+}
+
+/* Two identical records in one stream are sealed under different nonces:
+ * their ciphertexts differ. */
+static void sealed_nonce_per_record(void **state)
+{
+	struct t_img m;
+	struct t_blob b;
+	struct image_rec_hdr r1, r2;
+	size_t n;
+
+	(void)state;
+	img_small(&m);
+	t_rec(&m, IMAGE_REC_PLUGIN, &m.plug, sizeof(m.plug), m.plug_data, sizeof(m.plug_data));
+	t_key = key_a;
+	blob_make(&m, 0, &b);
+	assert_int_equal(blob_read(&m, b.data, b.len), 0);
+	n = m.nrecs;	/* the two PLUGIN records are the last two before PAGES */
+	memcpy(&r1, b.data + b.rec_off[n - 2], sizeof(r1));
+	memcpy(&r2, b.data + b.rec_off[n - 1], sizeof(r2));
+	assert_int_equal(r1.type, IMAGE_REC_PLUGIN);
+	assert_int_equal(r2.type, IMAGE_REC_PLUGIN);
+	assert_int_equal(r1.len, r2.len);
+	assert_memory_not_equal(b.data + b.rec_off[n - 2] + sizeof(r1),
+				b.data + b.rec_off[n - 1] + sizeof(r2), r1.len);
+	t_key = NULL;
+	free(b.data);
+	img_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1361,6 +1580,10 @@ int main(void)
 		cmocka_unit_test(writer_misuse_refused),
 		cmocka_unit_test(helper_thread_comes_and_goes),
 		cmocka_unit_test(restarted_writer_forgets_its_helper),
+		cmocka_unit_test(seal_known_answer),
+		cmocka_unit_test(sealed_round_trips),
+		cmocka_unit_test(sealed_refusals),
+		cmocka_unit_test(sealed_nonce_per_record),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
