@@ -74,6 +74,7 @@ struct c_sig {
 
 struct core {
 	const char *image, *out;
+	const uint8_t *key;	/* of a sealed image, or NULL */
 	struct image_header hdr;
 	struct image_process proc;
 	struct c_area *areas;
@@ -170,8 +171,10 @@ static int image_open(struct core *c, int *fd, struct image_reader **r)
 		goto err;
 	}
 	*r = image_reader_new(*fd, c->image);
-	if (*r)
+	if (*r && image_reader_set_key(*r, c->key) == 0)
 		return 0;
+	image_reader_free(*r);
+	*r = NULL;
 err:
 	close(*fd);
 	*fd = -1;
@@ -839,9 +842,9 @@ static int open_tmp(struct core *c, char **tmp)
 	return 0;
 }
 
-int core_export(const char *image, const char *out, struct core_result *res)
+int core_export(const char *image, const char *out, const uint8_t *key, struct core_result *res)
 {
-	struct core c = { .image = image, .fd = -1 };
+	struct core c = { .image = image, .key = key, .fd = -1 };
 	char def[64], *tmp = NULL;
 	int ret = -1;
 

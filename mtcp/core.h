@@ -29,8 +29,9 @@ struct core_result {
  * checkpoint (one warning per file otherwise), and are zero (holes)
  * elsewhere. Returns 0 and fills *res (may be NULL), or -1 after logging
  * one error line (a damaged image, an unwritable out); on failure nothing
- * is left at out or under the temporary name. */
-int core_export(const char *image, const char *out, struct core_result *res);
+ * is left at out or under the temporary name. key: the 32-byte key of a
+ * sealed image, or NULL; the core itself is written in clear (mode 0600). */
+int core_export(const char *image, const char *out, const uint8_t *key, struct core_result *res);
 
 /* The registers of a THREAD record as NT_PRSTATUS carries them (the kernel's
  * struct user_regs_struct): the interrupted registers (gregs); for a thread

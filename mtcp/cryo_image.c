@@ -12,6 +12,8 @@
  * therefore also refuses a damaged image, after printing (in text form)
  * what it read before the damage. verify additionally decompresses every
  * PAGES record. export-core reads the image twice, so it takes a file.
+ * A sealed image needs its key (--key-file FILE, or CRYO_KEY_FILE); info
+ * shows a sealed image's clear HEADER even without it.
  *
  * Exit status: 0 when the image is whole (and, for export-core, the core
  * written), 1 when it is not (one error line on stderr), 2 for a usage
@@ -27,6 +29,7 @@
 #include <unistd.h>
 #include "mtcp/core.h"
 #include "mtcp/image.h"
+#include "mtcp/key.h"
 #include "mtcp/log.h"
 
 struct info_area {
@@ -56,9 +59,9 @@ struct info {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: cryo_image info [--json] IMAGE\n"
-		   "       cryo_image verify IMAGE\n"
-		   "       cryo_image export-core IMAGE [-o FILE]\n"
+	fprintf(f, "usage: cryo_image info [--json] [--key-file KEY] IMAGE\n"
+		   "       cryo_image verify [--key-file KEY] IMAGE\n"
+		   "       cryo_image export-core [--key-file KEY] IMAGE [-o FILE]\n"
 		   "       cryo_image --help | --version\n"
 		   "\n"
 		   "  info      show the header, process, memory areas, threads, pending\n"
@@ -70,6 +73,9 @@ static void usage(FILE *f)
 		   "            write an ELF core of the checkpointed process (memory, one\n"
 		   "            note set per thread) for `gdb PROGRAM FILE`; checks the image\n"
 		   "  -o FILE   the core file (default: core.PID in the current directory)\n"
+		   "  --key-file KEY\n"
+		   "            the key of an encrypted image (32 raw bytes or 64 hex digits,\n"
+		   "            mode 0600); default: the file named by CRYO_KEY_FILE\n"
 		   "\n"
 		   "IMAGE may be - for standard input (info and verify). Exit status: 0 whole\n"
 		   "(core written), 1 damaged or unreadable (no core), 2 usage error.\n"
@@ -256,7 +262,7 @@ static void fmt_flags(uint64_t flags, const char *const *names, int nnames, char
 		snprintf(buf, size, "-");
 }
 
-static const char *const hdr_flag_names[] = { "stream", "exit-after" };
+static const char *const hdr_flag_names[] = { "stream", "exit-after", "encrypted" };
 static const char *const area_flag_names[] = { "heap", "stack", "deleted", "libcryo" };
 static const char *const thread_flag_names[] = { "main", "ckpt" };
 #define NNAMES(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -506,7 +512,7 @@ static int open_image(const char *path)
 	return fd;
 }
 
-static int run(const char *path, bool verify, bool json)
+static int run(const char *path, bool verify, bool json, const uint8_t *key)
 {
 	struct info in = { .name = path };
 	struct image_reader *r;
@@ -516,7 +522,7 @@ static int run(const char *path, bool verify, bool json)
 	if (fd < 0)
 		return 1;
 	r = image_reader_new(fd, path);
-	if (!r)
+	if (!r || image_reader_set_key(r, key) < 0)
 		goto out;
 	if (info_read(r, &in, verify) == 0)
 		ret = 0;
@@ -543,11 +549,11 @@ out:
 	return ret;
 }
 
-static int export_core(const char *path, const char *out)
+static int export_core(const char *path, const char *out, const uint8_t *key)
 {
 	struct core_result res;
 
-	if (core_export(path, out, &res) < 0)
+	if (core_export(path, out, key, &res) < 0)
 		return 1;
 	printf("%s: %u threads, %u memory segments%s\n", res.path, res.nthreads, res.nloads,
 	       res.nstale ? ", some file pages missing (see the warnings)" : "");
@@ -561,8 +567,9 @@ static int export_core(const char *path, const char *out)
 int main(int argc, char **argv)
 {
 	bool json = false;
-	const char *cmd, *path = NULL, *out = NULL;
-	int i;
+	const char *cmd, *path = NULL, *out = NULL, *key_file = getenv(KEY_ENV);
+	uint8_t key[KEY_LEN];
+	int i, ret;
 
 	log_set_ident("cryo_image");
 	log_init();
@@ -592,6 +599,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			out = argv[i];
+		} else if (!strcmp(argv[i], "--key-file")) {
+			if (++i == argc || !argv[i][0]) {
+				log_err("--key-file needs a file name (try cryo_image --help)");
+				return 2;
+			}
+			key_file = argv[i];
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -614,7 +627,14 @@ int main(int argc, char **argv)
 			log_err("export-core reads the image twice: give a file, not -");
 			return 2;
 		}
-		return export_core(path, out);
 	}
-	return run(path, !strcmp(cmd, "verify"), json);
+	if (key_file && *key_file && key_load(key_file, key) < 0)
+		return 1;
+	key_file = key_file && *key_file ? key_file : NULL;
+	if (!strcmp(cmd, "export-core"))
+		ret = export_core(path, out, key_file ? key : NULL);
+	else
+		ret = run(path, !strcmp(cmd, "verify"), json, key_file ? key : NULL);
+	key_wipe(key, sizeof(key));
+	return ret;
 }

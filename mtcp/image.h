@@ -302,9 +302,9 @@ struct image_reader *image_reader_new(int fd, const char *name);
 void image_reader_free(struct image_reader *r);
 /* key: the 32-byte key to open a sealed image with (copied), or NULL.
  * Call it before the first image_reader_next(). A sealed image read
- * without a key, or with another key, fails at its HEADER with one line
- * ("X is encrypted: ...", "X: wrong key"); a plain image reads the same
- * with or without a key. 0, or -1 after logging. */
+ * without a key, or with another key, fails right after its (clear)
+ * HEADER with one line ("X is encrypted: ...", "X: wrong key"); a plain
+ * image reads the same with or without a key. 0, or -1 after logging. */
 int image_reader_set_key(struct image_reader *r, const uint8_t *key);
 /* 1 if the stream's HEADER (already returned) says it is sealed. */
 int image_reader_sealed(const struct image_reader *r);

@@ -59,6 +59,7 @@ struct image_reader {
 	uint8_t *buf;		/* IMAGE_RECORD_MAX + tag: one payload */
 
 	bool have_key;
+	int seal_err;		/* 1 no key, 2 wrong key: reported after the HEADER */
 	uint8_t key[IMAGE_SEAL_KEY_LEN];
 	EVP_CIPHER *aes;
 	EVP_CIPHER_CTX *aead;
@@ -517,16 +518,16 @@ static int r_header(struct image_reader *r, uint64_t *len)
 	memcpy(&h, r->buf, sizeof(h));
 	if (h.version < 2 || !(h.flags & IMAGE_HDR_SEALED))
 		return 0;
+	/* The HEADER itself is clear and still handed out (cryo_image info
+	 * shows it); the next call fails. */
 	if (!r->have_key) {
-		log_err("%s is encrypted: give the key with --key-file or CRYO_KEY_FILE", r->name);
-		return r_fail(r);
+		r->seal_err = 1;
+		return 0;
 	}
 	if (image_key_check(r->key, check) < 0)
 		return r_fail(r);
-	if (memcmp(check, h.key_check, sizeof(check))) {
-		log_err("%s: wrong key", r->name);
-		return r_fail(r);
-	}
+	if (memcmp(check, h.key_check, sizeof(check)))
+		r->seal_err = 2;
 	return 0;
 }
 
@@ -617,6 +618,14 @@ int image_reader_next(struct image_reader *r, uint32_t *type_out, const void **p
 		return 0;
 	if (r->state == RD_FAILED)
 		return -1;
+	if (r->seal_err) {
+		if (r->seal_err == 1)
+			log_err("%s is encrypted: give the key with --key-file or CRYO_KEY_FILE",
+				r->name);
+		else
+			log_err("%s: wrong key", r->name);
+		return r_fail(r);
+	}
 	r->rec_off = r->off;
 	r->recno = r->nrec;
 	ret = r_read(r, &rh, sizeof(rh), &got);

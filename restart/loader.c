@@ -259,6 +259,13 @@ static int take_area(struct loaded_image *img, const void *p, uint64_t len)
 	return 0;
 }
 
+static const uint8_t *loader_key;
+
+void loader_set_key(const uint8_t *key)
+{
+	loader_key = key;
+}
+
 int loader_read(int fd, const char *name, struct loaded_image *img)
 {
 	struct image_reader *r;
@@ -272,6 +279,10 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 	r = image_reader_new(fd, name);
 	if (!r)
 		return -1;
+	if (image_reader_set_key(r, loader_key) < 0) {
+		image_reader_free(r);
+		return -1;
+	}
 	while ((st = image_reader_next(r, &type, &p, &len)) == 1) {
 		switch (type) {
 		case IMAGE_REC_HEADER:

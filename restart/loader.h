@@ -48,5 +48,8 @@ int loader_read(int fd, const char *name, struct loaded_image *img);
  * loads the restorer and jumps to it. Returns only on failure (-1, logged). */
 int loader_exec(struct loaded_image *img, const struct loader_opts *opts);
 void loader_free(struct loaded_image *img);
+/* The 32-byte key of sealed images for every later read of an image (NULL:
+ * none, the default). The loader keeps the pointer, not a copy. */
+void loader_set_key(const uint8_t *key);
 
 #endif /* CRYO_RESTART_LOADER_H */

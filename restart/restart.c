@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "coordinator/protocol.h"
+#include "mtcp/key.h"
 #include "mtcp/log.h"
 #include "mtcp/util.h"
 #include "restart/loader.h"
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 		   "  --coord HOST[:PORT]  coordinator the process joins (started if none answers here)\n"
 		   "  --ready-file FILE    when listening, create FILE once the port is open\n"
 		   "  --timeout SECS       when listening, give up after SECS without a source\n"
+		   "  --key-file KEY       key of encrypted images (default: $CRYO_KEY_FILE)\n"
 		   "  --help, --version\n");
 }
 
@@ -155,11 +157,14 @@ int main(int argc, char **argv)
 		{ "coord", required_argument, NULL, 'c' },
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *coord = NULL, *ready = NULL, *lm_port = getenv("LM_DEST_PORT"), *name;
+	const char *key_file = getenv(KEY_ENV);
+	static uint8_t key[KEY_LEN];	/* gone with this address space at the restore */
 	char host[256];
 	struct loader_opts o;
 	struct loaded_image img;
@@ -174,8 +179,11 @@ int main(int argc, char **argv)
 	o.log_level = getenv("CRYO_LOG") ? log_level_cur : -1;
 	o.log_file = getenv("CRYO_LOG_FILE");
 	opterr = 0;	/* one line of our own instead of getopt's */
-	while ((c = getopt_long(argc, argv, "+c:r:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:r:t:k:hV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'k':
+			key_file = optarg;
+			break;
 		case 'c':
 			coord = optarg;
 			break;
@@ -203,6 +211,11 @@ int main(int argc, char **argv)
 	}
 	if (optind == argc && !(lm_port && *lm_port)) {
 		util_die(2, "no image given, and LM_DEST_PORT is not set to wait for a migration (try --help)");
+	}
+	if (key_file && *key_file) {
+		if (key_load(key_file, key) < 0)
+			return 1;
+		loader_set_key(key);
 	}
 	if (argc - optind > 1) {
 		log_err("%d images given: restarting a computation of several processes is not supported yet",

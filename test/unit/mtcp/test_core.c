@@ -497,7 +497,7 @@ static void export_and_check(int level)
 
 	t_make(&m, level);
 	log_take();
-	assert_int_equal(core_export(m.image, m.out, &res), 0);
+	assert_int_equal(core_export(m.image, m.out, NULL, &res), 0);
 	log = log_take();
 	assert_lines(log, 1, "stale.so was modified since the checkpoint");
 	assert_string_equal(res.path, m.out);
@@ -614,7 +614,7 @@ static void damaged_image_refused(void **state)
 	b ^= 0x10;
 	assert_int_equal(pwrite(fd, &b, 1, sb.st_size / 2), 1);
 	log_take();
-	assert_int_equal(core_export(m.image, m.out, NULL), -1);
+	assert_int_equal(core_export(m.image, m.out, NULL, NULL), -1);
 	assert_lines(log_take(), 1, "is corrupt");
 	assert_dir(&m, false);
 
@@ -622,11 +622,11 @@ static void damaged_image_refused(void **state)
 	b ^= 0x10;
 	assert_int_equal(pwrite(fd, &b, 1, sb.st_size / 2), 1);
 	close(fd);
-	assert_int_equal(core_export(m.image, m.out, NULL), 0);
+	assert_int_equal(core_export(m.image, m.out, NULL, NULL), 0);
 	assert_int_equal(unlink(m.out), 0);
 	log_take();	/* the stale file's warning */
 	assert_int_equal(truncate(m.image, sb.st_size - 70), 0);
-	assert_int_equal(core_export(m.image, m.out, NULL), -1);
+	assert_int_equal(core_export(m.image, m.out, NULL, NULL), -1);
 	assert_lines(log_take(), 1, "is truncated");
 	assert_dir(&m, false);
 	t_free(&m);
@@ -641,11 +641,11 @@ static void bad_destination_refused(void **state)
 	t_make(&m, 0);
 	snprintf(out, sizeof(out), "%s/no/such/dir/core", m.dir);
 	log_take();
-	assert_int_equal(core_export(m.image, out, NULL), -1);
+	assert_int_equal(core_export(m.image, out, NULL, NULL), -1);
 	assert_lines(log_take(), 1, "no/such/dir/core");
-	assert_int_equal(core_export("/no/such/image.cryo", m.out, NULL), -1);
+	assert_int_equal(core_export("/no/such/image.cryo", m.out, NULL, NULL), -1);
 	assert_lines(log_take(), 1, "open image /no/such/image.cryo");
-	assert_int_equal(core_export("/dev/null", m.out, NULL), -1);
+	assert_int_equal(core_export("/dev/null", m.out, NULL, NULL), -1);
 	assert_lines(log_take(), 1, "not a regular file");
 	assert_dir(&m, false);
 	t_free(&m);
