@@ -351,6 +351,32 @@ static int group_complete(struct barrier *b)
 	return b->held_nprocs && held_count(b) >= b->held_nprocs;
 }
 
+/* Tells each restarted process the kernel pids the group's virtual pids
+ * now stand for (their HELLO said both). */
+static void send_pidmaps(struct barrier *b, size_t n)
+{
+	struct coord_pid *map;
+	size_t i, k = 0;
+
+	if (!b->ops->send_pidmap || !n)
+		return;
+	map = calloc(n, sizeof(*map));
+	if (!map) {
+		log_err("out of memory for a pid map of %zu processes", n);
+		return;
+	}
+	for (i = 0; i < b->nprocs && k < n; i++)
+		if (b->procs[i].state == BARRIER_P_RESTARTING) {
+			map[k].vpid = b->procs[i].hello.pid;
+			map[k].real_pid = b->procs[i].hello.real_pid;
+			k++;
+		}
+	for (i = 0; i < b->nprocs; i++)
+		if (b->procs[i].state == BARRIER_P_RESTARTING)
+			b->ops->send_pidmap(b->ctx, b->procs[i].id, map, k);
+	free(map);
+}
+
 static void start_restart(struct barrier *b)
 {
 	size_t n = held_count(b);
@@ -376,6 +402,7 @@ static void start_restart(struct barrier *b)
 	snprintf(b->seq_text, sizeof(b->seq_text), "%s", b->ckptdir);
 	b->held_nprocs = 0;
 	log_info("restart of generation %u: all %zu processes joined", b->seq_gen, n);
+	send_pidmaps(b, n);
 	broadcast(b, COORD_PH_RESTART, 0);
 }
 

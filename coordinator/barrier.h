@@ -67,6 +67,9 @@ struct barrier_ops {
 	void (*send_welcome)(void *ctx, uint64_t id, const struct coord_welcome *w);
 	void (*send_barrier)(void *ctx, uint64_t id, const struct coord_barrier *b);
 	void (*send_kill)(void *ctx, uint64_t id);
+	/* Restart: the group's pid map (n entries), sent to each member before
+	 * RESTART. May be NULL. */
+	void (*send_pidmap)(void *ctx, uint64_t id, const struct coord_pid *map, size_t n);
 	/* A checkpoint finished (COMMIT complete) or failed. Requests made
 	 * while it ran were coalesced into it: answer every waiting requester. */
 	void (*ckpt_done)(void *ctx, const struct barrier_result *r);

@@ -368,6 +368,21 @@ static void cb_barrier(void *ctx, uint64_t id, const struct coord_barrier *b)
 		conn_send(c, COORD_BARRIER, b, sizeof(*b), NULL, 0);
 }
 
+static void cb_pidmap(void *ctx, uint64_t id, const struct coord_pid *map, size_t n)
+{
+	struct conn *c = conn_by_id(id);
+	struct coord_pidmap hdr = { 0 };
+
+	while (c && n) {
+		size_t k = n < COORD_PIDMAP_MAX ? n : COORD_PIDMAP_MAX;
+
+		hdr.n = (uint32_t)k;
+		conn_send(c, COORD_PIDMAP, &hdr, sizeof(hdr), map, k * sizeof(*map));
+		map += k;
+		n -= k;
+	}
+}
+
 static void cb_kill(void *ctx, uint64_t id)
 {
 	struct conn *c = conn_by_id(id);
@@ -604,6 +619,7 @@ static const struct barrier_ops bar_ops = {
 	.send_welcome = cb_welcome,
 	.send_barrier = cb_barrier,
 	.send_kill = cb_kill,
+	.send_pidmap = cb_pidmap,
 	.ckpt_done = cb_ckpt_done,
 	.comp_end = cb_comp_end,
 	.now_ns = cb_now,

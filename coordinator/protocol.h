@@ -40,6 +40,7 @@ enum coord_type {
 	COORD_BARRIER_DONE = 7,	/* proc -> coord: struct coord_barrier_done */
 	COORD_REPORT = 8,	/* proc -> coord: struct coord_report (a migration arrived) */
 	COORD_KILL = 9,		/* coord -> proc: exit now; no payload */
+	COORD_PIDMAP = 10,	/* coord -> restarted proc: struct coord_pidmap, before RESTART */
 };
 
 /* Flags of coord_hello_proc. */
@@ -171,6 +172,24 @@ struct coord_report {
 	uint32_t pid;
 };
 _Static_assert(sizeof(struct coord_report) == 32, "wire layout changed");
+
+/* Virtual pid (as the program knows it) -> kernel pid now, for every
+ * process of a restarted group. Sent before RESTART, in as many messages as
+ * needed (each at most COORD_PIDMAP_MAX entries); the process adds them. */
+struct coord_pid {
+	uint32_t vpid;
+	uint32_t real_pid;
+};
+_Static_assert(sizeof(struct coord_pid) == 8, "wire layout changed");
+
+struct coord_pidmap {
+	uint32_t n;		/* entries that follow */
+	uint32_t reserved;
+	struct coord_pid ents[];
+};
+_Static_assert(sizeof(struct coord_pidmap) == 8, "wire layout changed");
+
+#define COORD_PIDMAP_MAX ((COORD_MSG_MAX - sizeof(struct coord_pidmap)) / sizeof(struct coord_pid))
 
 /* ---- Helpers (coordinator/protocol.c) ---- */
 

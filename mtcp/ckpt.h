@@ -50,8 +50,9 @@ void threads_wait_restarted(void);
 struct ckpt_slot *threads_self(void);
 /* Fills a thread record with the calling thread's kernel state. */
 void threads_fill_record(struct image_thread *rec, const ucontext_t *uc);
-/* Virtual tid -> kernel tid after a restart (identity when unknown). */
+/* Virtual tid -> kernel tid after a restart (identity when unknown), and back. */
 pid_t threads_real_tid(pid_t vtid);
+pid_t threads_virt_tid(pid_t tid);
 /* Offset of glibc's tid field in struct pthread, or -1. */
 extern long threads_tid_offset;
 /* Pending signals saved at the last checkpoint. */

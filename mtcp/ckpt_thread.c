@@ -45,6 +45,7 @@
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
 #include "mtcp/util.h"
+#include "mtcp/vpid.h"
 #include "mtcp/wrap_signal.h"
 #include "plugin/plugin.h"
 
@@ -64,7 +65,6 @@ static int fd_base = 1000;
 
 /* State of the computation, kept across restarts (it is in the image). */
 static uint64_t upid, comp_id;
-static uint32_t vpid;
 static uint32_t generation, nprocs;
 static struct image_process saved_proc;
 static char program[64];
@@ -179,9 +179,9 @@ static int coord_register(uint32_t flags)
 	memset(&h, 0, sizeof(h));
 	h.upid = upid;
 	h.comp_id = comp_id;
-	h.pid = vpid;
-	h.real_pid = (uint32_t)getpid();
-	h.ppid = (uint32_t)getppid();
+	h.pid = (uint32_t)vpid_self();
+	h.real_pid = (uint32_t)vpid_kernel_pid();
+	h.ppid = (uint32_t)getppid();	/* the wrapper's: virtual */
 	h.flags = flags | (exit_after ? COORD_PROC_EXIT_AFTER : 0);
 	if (flags & COORD_PROC_RESTARTED) {
 		h.generation = generation;
@@ -412,8 +412,11 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 	}
 	saved_proc.upid = upid;
 	saved_proc.comp_id = comp_id;
-	saved_proc.pid = vpid;
+	/* As the program sees them (the pid plugin's wrappers): virtual. */
+	saved_proc.pid = (uint32_t)vpid_self();
 	saved_proc.ppid = (uint32_t)getppid();
+	saved_proc.pgid = (uint32_t)getpgid(0);
+	saved_proc.sid = (uint32_t)getsid(0);
 	saved_proc.restart_info = (uint64_t)(uintptr_t)&cryo_restart_info_g;
 	if (plugin_run(PLUGIN_CKPT) < 0) {
 		fail(d, "a plugin could not save its state");
@@ -534,6 +537,19 @@ static void on_barrier(const struct coord_barrier *b)
 	send_done(&d);
 }
 
+static void on_pidmap(const struct coord_pidmap *m, uint32_t len)
+{
+	uint32_t i;
+
+	if (len < sizeof(*m) || m->n > (len - sizeof(*m)) / sizeof(m->ents[0])) {
+		log_warn("ignoring a malformed pid map");
+		return;
+	}
+	for (i = 0; i < m->n; i++)
+		vpid_map_add((pid_t)m->ents[i].vpid, (pid_t)m->ents[i].real_pid);
+	log_debug("pid map: %u processes", m->n);
+}
+
 static void lost_coordinator(void)
 {
 	log_warn("lost the coordinator; this process runs on but cannot be checkpointed");
@@ -571,6 +587,9 @@ static void *ckpt_main(void *arg)
 				on_barrier(&msg.bar);
 			}
 			break;
+		case COORD_PIDMAP:
+			on_pidmap((const struct coord_pidmap *)msg.raw, hdr.len);
+			break;
 		case COORD_KILL:
 			log_info("killed by the coordinator");
 			kill(getpid(), SIGKILL);
@@ -599,7 +618,9 @@ static void restarted(void)
 	fd = ri->log_file[0] ? open(ri->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
 			     : fcntl(2, F_DUPFD_CLOEXEC, fd_base);
 	log_setup(log_level_cur, fd >= 0 ? reserve_fd(fd) : 2);
-	log_info("restarted from generation %u as pid %d", generation, getpid());
+	log_info("restarted from generation %u as pid %d (pid %d to the program)", generation,
+		 vpid_kernel_pid(), vpid_self());
+	vpid_map_reset();	/* the coordinator sends the group's map before RESTART */
 	proc_restore(&saved_proc);
 	plugin_run(PLUGIN_RESTART);
 	restart_pending = 1;
@@ -631,7 +652,7 @@ static void restarted(void)
 /* A process of its own: new unique id; the pid it is known by. */
 static void new_identity(void)
 {
-	vpid = (uint32_t)getpid();
+	vpid_set_self_from_kernel();
 	if (getrandom(&upid, sizeof(upid), 0) != sizeof(upid))
 		upid = ((uint64_t)getpid() << 32) ^ util_now_ns(CLOCK_REALTIME);
 }

@@ -17,6 +17,7 @@
 #include "mtcp/log.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
+#include "mtcp/wrap_signal.h"
 
 static struct itimerval saved_itimers[3];
 
@@ -203,6 +204,8 @@ void proc_drain_signals(pid_t vtid, int shared)
 			ckpt_sigpool[idx].signo = 0;
 			return;
 		}
+		/* Kept with a virtual sender: the kernel pid changes at a restart. */
+		wrap_signal_virtualize((int)sig, (siginfo_t *)ckpt_sigpool[idx].info);
 		ckpt_sigpool[idx].tid = shared ? 0 : (uint32_t)vtid;
 		ckpt_sigpool[idx].signo = (uint32_t)sig;
 	}
@@ -212,6 +215,7 @@ void proc_requeue_signals(pid_t vtid)
 {
 	int i, n = ckpt_nsig < CKPT_SIGPOOL ? ckpt_nsig : CKPT_SIGPOOL;
 	pid_t pid = (pid_t)sys_getpid(), tid = (pid_t)sys_gettid();
+	siginfo_t info;
 
 	for (i = 0; i < n; i++) {
 		struct image_siginfo *s = &ckpt_sigpool[i];
@@ -219,10 +223,12 @@ void proc_requeue_signals(pid_t vtid)
 
 		if (!s->signo || s->tid != (uint32_t)vtid)
 			continue;
+		nolibc_memcpy(&info, s->info, sizeof(info));
+		wrap_signal_realize((int)s->signo, &info);
 		if (vtid)
-			r = sys_rt_tgsigqueueinfo(pid, tid, (int)s->signo, s->info);
+			r = sys_rt_tgsigqueueinfo(pid, tid, (int)s->signo, &info);
 		else
-			r = sys_rt_sigqueueinfo(pid, (int)s->signo, s->info);
+			r = sys_rt_sigqueueinfo(pid, (int)s->signo, &info);
 		if (sys_failed(r))
 			log_syserr((int)-r, "re-queue pending signal %u", s->signo);
 	}

@@ -369,3 +369,13 @@ pid_t threads_real_tid(pid_t vtid)
 			return tidmap[i].tid;
 	return vtid;
 }
+
+pid_t threads_virt_tid(pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < ntidmap; i++)
+		if (tidmap[i].tid == tid)
+			return tidmap[i].vtid;
+	return tid;
+}

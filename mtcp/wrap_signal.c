@@ -2,7 +2,9 @@
  * application does with signals: it can neither install a handler for it,
  * nor block it, nor wait for it (each call sees a copy of the mask or set
  * with the checkpoint signal removed), and its own view of that signal's
- * action is kept in a shadow.
+ * action is kept in a shadow. SA_SIGINFO handlers run behind a trampoline
+ * that turns the sender's kernel pid in si_pid into its virtual pid, as
+ * sigwaitinfo and sigtimedwait do for what they return.
  *
  * Each wrapper may run before the library's constructor (another
  * library's constructor can call it), so the real functions are resolved
@@ -18,6 +20,7 @@
 #include "mtcp/ckpt.h"
 #include "mtcp/log.h"
 #include "mtcp/sys.h"
+#include "mtcp/vpid.h"
 #include "mtcp/wrap_signal.h"
 
 int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -33,6 +36,9 @@ static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct times
 
 /* What the application believes is installed for the checkpoint signal. */
 static struct sigaction shadow;
+/* The application's SA_SIGINFO actions, which run behind a trampoline
+ * that shows them virtual pids. */
+static struct sigaction app_action[65];
 
 #define RESOLVE(name) \
 	do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
@@ -66,9 +72,41 @@ static const sigset_t *filtered(const sigset_t *set, sigset_t *copy)
 	return copy;
 }
 
+/* 1 if si_pid is a sender's pid for this signal and code (in the other
+ * cases the same bytes hold an address, a timer id or nothing). */
+static int has_sender_pid(int sig, const siginfo_t *info)
+{
+	int code = info->si_code;
+
+	return code == SI_USER || code == SI_QUEUE || code == SI_TKILL || code == SI_MESGQ ||
+	       (sig == SIGCHLD && code > 0);
+}
+
+void wrap_signal_virtualize(int sig, siginfo_t *info)
+{
+	if (info && has_sender_pid(sig, info) && info->si_pid > 0)
+		info->si_pid = vpid_to_virt(info->si_pid);
+}
+
+void wrap_signal_realize(int sig, siginfo_t *info)
+{
+	if (info && has_sender_pid(sig, info) && info->si_pid > 0)
+		info->si_pid = vpid_to_real(info->si_pid);
+}
+
+static void trampoline(int sig, siginfo_t *info, void *uc)
+{
+	void (*fn)(int, siginfo_t *, void *) = app_action[sig].sa_sigaction;
+
+	wrap_signal_virtualize(sig, info);
+	if (fn)
+		fn(sig, info, uc);
+}
+
 CRYO_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	struct sigaction copy;
+	struct sigaction copy, prev_app;
+	int r, wrapped;
 
 	wrap_signal_init();
 	if (is_ckpt(sig)) {
@@ -78,12 +116,25 @@ CRYO_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction
 			shadow = *act;
 		return 0;
 	}
-	if (act && ckpt_signal && sigismember(&act->sa_mask, ckpt_signal)) {
+	if (sig <= 0 || sig > 64)
+		return real_sigaction(sig, act, old);
+	prev_app = app_action[sig];
+	if (act) {
 		copy = *act;
-		sigdelset(&copy.sa_mask, ckpt_signal);
+		if (ckpt_signal)
+			sigdelset(&copy.sa_mask, ckpt_signal);
+		wrapped = (copy.sa_flags & SA_SIGINFO) && copy.sa_sigaction &&
+			  copy.sa_handler != SIG_IGN && copy.sa_handler != SIG_DFL;
+		if (wrapped) {
+			app_action[sig] = copy;
+			copy.sa_sigaction = trampoline;
+		}
 		act = &copy;
 	}
-	return real_sigaction(sig, act, old);
+	r = real_sigaction(sig, act, old);
+	if (r == 0 && old && old->sa_sigaction == trampoline)
+		*old = prev_app;	/* the program sees its own handler */
+	return r;
 }
 
 CRYO_EXPORT sighandler_t signal(int sig, sighandler_t handler)
@@ -134,17 +185,25 @@ CRYO_EXPORT int sigwait(const sigset_t *set, int *sig)
 CRYO_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
 	sigset_t copy;
+	int sig;
 
 	wrap_signal_init();
-	return real_sigwaitinfo(filtered(set, &copy), info);
+	sig = real_sigwaitinfo(filtered(set, &copy), info);
+	if (sig > 0)
+		wrap_signal_virtualize(sig, info);
+	return sig;
 }
 
 CRYO_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
 	sigset_t copy;
+	int sig;
 
 	wrap_signal_init();
-	return real_sigtimedwait(filtered(set, &copy), info, ts);
+	sig = real_sigtimedwait(filtered(set, &copy), info, ts);
+	if (sig > 0)
+		wrap_signal_virtualize(sig, info);
+	return sig;
 }
 
 CRYO_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)

@@ -3,9 +3,11 @@
 #include <stddef.h>
 #include "mtcp/log.h"
 #include "plugin/fd/fd.h"
+#include "plugin/pid/pid.h"
 #include "plugin/plugin.h"
 
 static const struct cryo_plugin *const registry[] = {
+	&pid_plugin,	/* first: the others may record virtual pids */
 	&fd_plugin,
 };
 

@@ -347,6 +347,40 @@ out:
 	return ret;
 }
 
+int loader_peek(const char *path, struct image_header *hdr, struct image_process *proc)
+{
+	struct image_reader *r;
+	const void *p;
+	uint64_t len;
+	uint32_t type;
+	int fd, st, got = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_perror("open image %s", path);
+		return -1;
+	}
+	r = image_reader_new(fd, path);
+	if (r && loader_key && image_reader_set_key(r, loader_key) < 0) {
+		image_reader_free(r);
+		r = NULL;
+	}
+	while (r && got != 3 && (st = image_reader_next(r, &type, &p, &len)) == 1) {
+		if (type == IMAGE_REC_HEADER && len >= sizeof(*hdr)) {
+			memcpy(hdr, p, sizeof(*hdr));
+			got |= 1;
+		} else if (type == IMAGE_REC_PROCESS && len == sizeof(*proc)) {
+			memcpy(proc, p, sizeof(*proc));
+			got |= 2;
+		}
+	}
+	if (r && got != 3 && st >= 0)
+		log_err("%s: no PROCESS record", path);
+	image_reader_free(r);
+	close(fd);
+	return got == 3 ? 0 : -1;
+}
+
 void loader_free(struct loaded_image *img)
 {
 	size_t i;

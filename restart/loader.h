@@ -51,5 +51,9 @@ void loader_free(struct loaded_image *img);
 /* The 32-byte key of sealed images for every later read of an image (NULL:
  * none, the default). The loader keeps the pointer, not a copy. */
 void loader_set_key(const uint8_t *key);
+/* Reads only the HEADER and PROCESS records of the image at path (to plan
+ * a process tree; the whole image is checked later by loader_read). 0, or
+ * -1 after logging. */
+int loader_peek(const char *path, struct image_header *hdr, struct image_process *proc);
 
 #endif /* CRYO_RESTART_LOADER_H */

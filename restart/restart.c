@@ -1,6 +1,6 @@
 /* cryo_restart: bring a checkpointed process back.
  *
- *   cryo_restart [--coord HOST[:PORT]] [--ready-file F] [--timeout S] IMAGE
+ *   cryo_restart [--coord HOST[:PORT]] IMAGE...
  *   LM_DEST_PORT=P [LM_DEST_IP=A] cryo_restart   (wait for a migrating process)
  *
  * Reads and verifies the image (restart/loader.c), finds or starts the
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 #include "coordinator/protocol.h"
@@ -28,10 +29,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: cryo_restart [--coord HOST[:PORT]] [--ready-file FILE] [--timeout SECS] IMAGE\n"
+	fprintf(f, "usage: cryo_restart [--coord HOST[:PORT]] [--ready-file FILE] [--timeout SECS] IMAGE...\n"
 		   "       LM_DEST_PORT=PORT [LM_DEST_IP=ADDR] cryo_restart [options]\n"
-		   "Restarts a checkpointed process from IMAGE, or waits on PORT for a process\n"
-		   "migrating with cryo_command --migrate or LM_DEST_PORT on the source.\n"
+		   "Restarts the checkpointed processes of the IMAGEs (one computation: each\n"
+		   "process comes back as the child of its parent), or waits on PORT for a\n"
+		   "process migrating with cryo_command --migrate or LM_DEST_PORT on the source.\n"
 		   "  --coord HOST[:PORT]  coordinator the process joins (started if none answers here)\n"
 		   "  --ready-file FILE    when listening, create FILE once the port is open\n"
 		   "  --timeout SECS       when listening, give up after SECS without a source\n"
@@ -151,6 +153,118 @@ static int coordinator_address(const char *spec, struct loader_opts *o, char *ho
 	return 0;
 }
 
+/* Becomes the process of one image; returns only on failure (logged). */
+static int restore_one(const char *path, struct loader_opts *o, const char *host)
+{
+	struct loaded_image img;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_perror("open image %s", path);
+		return -1;
+	}
+	if (loader_read(fd, path, &img) == 0) {
+		if (check_not_running(host, o->coord_port, &img) == 0)
+			loader_exec(&img, o);	/* returns only on failure */
+		loader_free(&img);
+	}
+	close(fd);
+	return -1;
+}
+
+struct tree_node {
+	const char *path;
+	struct image_header hdr;
+	struct image_process proc;
+	int parent;		/* index, -1 for a root */
+};
+
+/* In a fresh process for node i: its session or group first (children
+ * inherit them), then its children, each forked from it so that it is
+ * their parent again, then its own image. Never returns. */
+static __attribute__((noreturn)) void restore_node(struct tree_node *t, int n, int i, struct loader_opts *o,
+						   const char *host)
+{
+	const struct image_process *p = &t[i].proc;
+	int k;
+
+	if (p->sid == p->pid) {
+		if (setsid() < 0)
+			log_pwarn("%s: restore the session of pid %u", t[i].path, p->pid);
+	} else if (p->pgid == p->pid) {
+		if (setpgid(0, 0) < 0)
+			log_pwarn("%s: restore the process group of pid %u", t[i].path, p->pid);
+	}
+	for (k = 0; k < n; k++) {
+		pid_t c;
+
+		if (t[k].parent != i)
+			continue;
+		c = fork();
+		if (c < 0) {
+			log_perror("fork for %s", t[k].path);
+			exit(1);
+		}
+		if (c == 0)
+			restore_node(t, n, k, o, host);
+	}
+	restore_one(t[i].path, o, host);
+	exit(1);
+}
+
+/* Restarts the processes of several images as the tree they formed: each
+ * image's process is forked by its parent's, the roots by this one. */
+static int restart_tree(char **paths, int n, struct loader_opts *o, const char *host)
+{
+	struct tree_node *t = calloc((size_t)n, sizeof(*t));
+	int i, k, first_root = -1;
+
+	if (!t) {
+		log_err("out of memory");
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		t[i].path = paths[i];
+		if (loader_peek(paths[i], &t[i].hdr, &t[i].proc) < 0)
+			return 1;
+		for (k = 0; k < i; k++)
+			if (t[k].proc.upid == t[i].proc.upid) {
+				log_err("%s and %s are images of the same process", t[k].path, t[i].path);
+				return 1;
+			}
+	}
+	for (i = 0; i < n; i++) {
+		t[i].parent = -1;
+		for (k = 0; k < n; k++)
+			if (k != i && t[k].proc.pid == t[i].proc.ppid)
+				t[i].parent = k;
+	}
+	for (i = 0; i < n; i++) {
+		pid_t c;
+
+		if (t[i].parent >= 0)
+			continue;
+		if (first_root < 0) {
+			first_root = i;
+			continue;
+		}
+		/* A second root (its parent was outside the computation): a child
+		 * of this process. */
+		c = fork();
+		if (c < 0) {
+			log_perror("fork for %s", t[i].path);
+			return 1;
+		}
+		if (c == 0)
+			restore_node(t, n, i, o, host);
+	}
+	if (first_root < 0) {
+		log_err("the images form a cycle of parents: no process to start from");
+		return 1;
+	}
+	restore_node(t, n, first_root, o, host);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -217,18 +331,10 @@ int main(int argc, char **argv)
 			return 1;
 		loader_set_key(key);
 	}
-	if (argc - optind > 1) {
-		log_err("%d images given: restarting a computation of several processes is not supported yet",
-			argc - optind);
-		return 2;
-	}
 	if (optind < argc) {
-		name = argv[optind];
-		fd = open(name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			log_perror("open image %s", name);
+		if (coordinator_address(coord, &o, host, sizeof(host)) < 0)
 			return 1;
-		}
+		return restart_tree(argv + optind, argc - optind, &o, host);
 	} else {
 		name = "migration stream";
 		fd = accept_stream(getenv("LM_DEST_IP"), lm_port, ready, timeout_s);
@@ -241,8 +347,7 @@ int main(int argc, char **argv)
 		goto fail;
 	/* A migrating source runs until this side confirms the image: only a
 	 * restart from a file can collide with its original. */
-	if (coordinator_address(coord, &o, host, sizeof(host)) < 0 ||
-	    (!o.migrated && check_not_running(host, o.coord_port, &img) < 0))
+	if (coordinator_address(coord, &o, host, sizeof(host)) < 0)
 		goto fail;
 	loader_exec(&img, &o);	/* returns only on failure */
 	loader_free(&img);
