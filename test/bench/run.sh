@@ -13,6 +13,8 @@
 # Workloads: membench with 64 MiB and 1 GiB of random (incompressible)
 # memory, which then checks that every byte came back; and an idle
 # /usr/bin/python3 -c 'import time; time.sleep(1e6)'.
+# Then the wrappers' overhead: test/apps/pidloop's getpid loop and
+# fork+exec+wait loop, without cryo and under cryo_launch, as a ratio.
 # Prints a table of medians and writes build/bench/results.json.
 #
 # Environment: CRYO_BENCH_RUNS (3), CRYO_BENCH_SIZES ("64 1024", MiB),
@@ -199,13 +201,40 @@ for w in "${WORKLOADS[@]}"; do
 		"$(IFS=,; echo "${ck[*]}")" "$(IFS=,; echo "${rs[*]}")" "$(IFS=,; echo "${by[*]}")" "$(IFS=,; echo "${dd[*]}")")")
 done
 
+# Wrapper overhead: the same loops with and without cryo (issue #3's
+# getpid-heavy and fork/exec/wait-heavy runs), medians of RUNS runs.
+overhead() {	# overhead TEST N: sets O_BARE O_CRYO (ns per operation)
+	local b=() c=() r v
+	start_coordinator
+	for ((r = 1; r <= RUNS; r++)); do
+		v=$("$ROOT/build/test/apps/pidloop" "$1" "$2") || die "pidloop $1 failed"
+		b+=("${v#ns_per_op }")
+		v=$("$BIN/cryo_launch" --coord "$COORD" "$ROOT/build/test/apps/pidloop" "$1" "$2") ||
+			die "pidloop $1 under cryo failed"
+		c+=("${v#ns_per_op }")
+	done
+	stop_coordinator
+	O_BARE=$(median "${b[@]}") O_CRYO=$(median "${c[@]}")
+}
+ratio() { printf '%d.%02d' $(($2 / $1)) $(((($2 % $1) * 100) / $1)); }
+printf '\n%-24s %14s %14s %8s\n' "wrapped calls" "without ns/op" "with cryo ns/op" "ratio"
+OVER_ROWS=()
+for t in "getpid:2000000" "spawn:300"; do
+	overhead "${t%%:*}" "${t#*:}"
+	label=$([ "${t%%:*}" = getpid ] && echo "getpid+getppid" || echo "fork+exec+wait")
+	printf '%-24s %14d %14d %8s\n' "$label" "$O_BARE" "$O_CRYO" "$(ratio "$O_BARE" "$O_CRYO")"
+	OVER_ROWS+=("$(printf '{"name":"%s","bare_ns":%d,"cryo_ns":%d,"ratio":%s}' "$label" "$O_BARE" "$O_CRYO" \
+		"$(ratio "$O_BARE" "$O_CRYO")")")
+done
+
 mkdir -p "$(dirname "$OUT")"
 {
 	printf '{"date":"%s","commit":"%s","kernel":"%s","cpus":%d,"cpu":"%s","compress":"%s","image_dir":"%s",\n' \
 		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
 		"$(uname -r)" "$(nproc)" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | tr -d '"\\')" \
 		"${CRYO_COMPRESS:-default}" "$(dirname "$WORK")"
-	printf ' "results":[\n  %s\n ]}\n' "$(IFS=$'\n'; echo "${JSON_ROWS[*]}" | sed '2,$s/^/  /' | sed '$!s/$/,/')"
+	printf ' "results":[\n  %s\n ],\n' "$(IFS=$'\n'; echo "${JSON_ROWS[*]}" | sed '2,$s/^/  /' | sed '$!s/$/,/')"
+	printf ' "overhead":[%s]}\n' "$(IFS=,; echo "${OVER_ROWS[*]}")"
 } >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 echo
 echo "medians of $RUNS runs; written to ${OUT#"$ROOT"/}"
