@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include "coordinator/protocol.h"
 #include "mtcp/ckpt.h"
+#include "mtcp/key.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
 #include "mtcp/nolibc/string.h"
@@ -61,6 +62,15 @@ static char ckpt_dir[COORD_PATH_MAX];
 static int exit_after;
 static char lm_dest[COORD_PATH_MAX];	/* "IP:PORT" from LM_DEST_IP/LM_DEST_PORT */
 static int compress_level = 1;
+/* CRYO_KEY_FILE: the path is configuration; the key itself lives in scratch
+ * memory, which no image holds and which comes back zeroed after a restart,
+ * when prepare() reads the file again. Never in a log or the environment. */
+static char key_path[COORD_PATH_MAX];
+struct ckpt_key {
+	int loaded;
+	uint8_t key[KEY_LEN];
+};
+static struct ckpt_key *ckpt_key;
 static int fd_base = 1000;
 
 /* State of the computation, kept across restarts (it is in the image). */
@@ -225,6 +235,25 @@ static void fail(struct coord_barrier_done *d, const char *why)
 	nolibc_strlcpy(d->text, why, sizeof(d->text));
 }
 
+/* Loads the key (once per process image; again after a restart) and hands
+ * it to the writer. A bad key file fails the checkpoint: never a plain image
+ * when a key was asked for. */
+static int prepare_key(void)
+{
+	if (!key_path[0])
+		return image_writer_set_key(writer, NULL);
+	if (!ckpt_key) {
+		log_err("no memory for the image key: no checkpoints with %s", KEY_ENV);
+		return -1;
+	}
+	if (!ckpt_key->loaded) {
+		if (key_load(key_path, ckpt_key->key) < 0)
+			return -1;
+		ckpt_key->loaded = 1;
+	}
+	return image_writer_set_key(writer, ckpt_key->key);
+}
+
 static int prepare(void)
 {
 	if (threads_prepare() < 0 || plugin_run(PLUGIN_PRE_CKPT) < 0)
@@ -238,6 +267,8 @@ static int prepare(void)
 		 * its checksum and its bytes agree. */
 		image_writer_set_live(writer, true);
 	}
+	if (prepare_key() < 0)
+		return -1;
 	return image_writer_prepare(writer);
 }
 
@@ -735,6 +766,15 @@ static void read_config(void)
 	e = getenv("CRYO_COMPRESS");
 	if (e && *e)
 		compress_level = atoi(e);
+	e = getenv(KEY_ENV);
+	if (e && *e) {
+		/* Read now, so a bad file is reported at start; checkpoints
+		 * then fail (prepare() tries again) rather than go out plain. */
+		nolibc_strlcpy(key_path, e, sizeof(key_path));
+		ckpt_key = ckpt_scratch(sizeof(*ckpt_key));
+		if (ckpt_key && key_load(key_path, ckpt_key->key) == 0)
+			ckpt_key->loaded = 1;
+	}
 	nolibc_strlcpy(program, program_invocation_short_name, sizeof(program));
 	for (char *p = program; *p; p++)
 		if (*p == '/' || *p == ' ')

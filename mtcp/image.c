@@ -294,9 +294,11 @@ int image_writer_set_key(struct image_writer *w, const uint8_t *key)
 {
 	int i;
 
+	/* A stream still open here was abandoned (or captured by a checkpoint
+	 * and restarted): image_writer_prepare() must come before the next. */
 	if (w->state == W_OPEN) {
-		log_err("image key changed in the middle of a stream");
-		return -1;
+		w_helper_stop(w);
+		w->state = W_FAILED;
 	}
 	w->seal = false;
 	if (!key)

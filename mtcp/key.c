@@ -79,8 +79,10 @@ int key_load(const char *path, uint8_t out[KEY_LEN])
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		log_err("key file %s is accessible by group or others (mode %04o): chmod 600 it",
-			path, (unsigned)(st.st_mode & 07777));
+		/* The logger has no %o. */
+		log_err("key file %s is accessible by group or others (mode 0%c%c%c): chmod 600 it",
+			path, '0' + (int)(st.st_mode >> 6 & 7), '0' + (int)(st.st_mode >> 3 & 7),
+			'0' + (int)(st.st_mode & 7));
 		goto out;
 	}
 	while (len < sizeof(buf)) {
