@@ -276,12 +276,13 @@ int image_writer_pages(struct image_writer *w, uint32_t area, uint64_t first, co
  * copied into the writer when added. Default false. Never allocates. */
 void image_writer_set_live(struct image_writer *w, bool live);
 /* key: the 32-byte AES-256 key to seal the next streams with, or NULL to
- * write them in clear. Call it before image_writer_prepare() (at least
- * outside a stream), with the threads running: it allocates the cipher context and the sealing buffers
- * on first use, and sets up the key schedule. The writer keeps no copy of
- * the key itself, only OpenSSL's key schedule. With a key, the writer fills
- * in the HEADER's seal fields and flag, and seals every later record
- * (doc/image-format.md). 0, or -1 after logging. */
+ * write them in clear. Call it before image_writer_prepare(), with the
+ * threads running: it allocates the cipher context and the sealing buffers
+ * on first use, and sets up the key schedule; a stream left open (one
+ * captured by a checkpoint, after a restart) is abandoned. The writer keeps
+ * no copy of the key itself, only OpenSSL's key schedule. With a key, the
+ * writer fills in the HEADER's seal fields and flag, and seals every later
+ * record (doc/image-format.md). 0, or -1 after logging. */
 int image_writer_set_key(struct image_writer *w, const uint8_t *key);
 /* Flushes the last chunk and writes the TRAILER. */
 int image_writer_finish(struct image_writer *w);
