@@ -3,7 +3,8 @@
  * kernel's (mtcp/vpid.h). Until a restart both are the same and each
  * wrapper costs one table lookup that finds nothing.
  *
- * Covered: getpid, getppid, gettid, kill, killpg, sigqueue, wait, waitpid, wait4,
+ * Covered: getpid, getppid, gettid, kill, killpg, sigqueue, clock_getcpuclockid,
+ * wait, waitpid, wait4,
  * waitid, getpgid, getpgrp, setpgid, getsid, setsid, tcgetpgrp, tcsetpgrp.
  * (si_pid in the siginfo a handler receives: mtcp/wrap_signal.c.)
  * Not yet: syscall() with those numbers, /proc/<pid> paths, signalfd's
@@ -16,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "mtcp/ckpt.h"
 #include "mtcp/sys.h"
@@ -74,6 +76,12 @@ CRYO_EXPORT int sigqueue(pid_t pid, int sig, const union sigval value)
 	/* glibc puts the kernel pid in si_pid: the receiver's trampoline or
 	 * sigwaitinfo turns it back into ours. */
 	return real_sigqueue(pid > 0 ? vpid_to_real(pid) : pid, sig, value);
+}
+
+CRYO_EXPORT int clock_getcpuclockid(pid_t pid, clockid_t *clk)
+{
+	REAL(int, clock_getcpuclockid, (pid_t, clockid_t *));
+	return real_clock_getcpuclockid(pid > 0 ? vpid_to_real(pid) : pid, clk);
 }
 
 CRYO_EXPORT int killpg(pid_t pgrp, int sig)

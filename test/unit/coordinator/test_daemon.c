@@ -268,12 +268,21 @@ static void fake_close(struct fake *f)
 	f->fd = -1;
 }
 
-/* Expects BARRIER(phase); returns it in *b. */
+/* Expects BARRIER(phase); returns it in *b. RESTART comes after the
+ * group's pid map, which must be well formed and not empty. */
 static void fake_expect(struct fake *f, uint32_t phase, struct coord_barrier *b)
 {
 	struct coord_hdr hdr;
 
 	assert_int_equal(coord_recv(f->fd, &hdr, b, sizeof(*b), WAIT_MS), 1);
+	if (phase == COORD_PH_RESTART) {
+		const struct coord_pidmap *m = (const struct coord_pidmap *)b;
+
+		assert_int_equal(hdr.type, COORD_PIDMAP);
+		assert_true(m->n >= 1);
+		assert_int_equal(hdr.len, sizeof(*m) + m->n * sizeof(m->ents[0]));
+		assert_int_equal(coord_recv(f->fd, &hdr, b, sizeof(*b), WAIT_MS), 1);
+	}
 	assert_int_equal(hdr.type, COORD_BARRIER);
 	assert_string_equal(coord_phase_name(b->phase), coord_phase_name(phase));
 }
