@@ -160,6 +160,8 @@ run_integration() {
 		rc=$REPLY
 		last=$(tail -n 1 "$LOGDIR/integ.log")
 		case $last in PASS* | FAIL*) ;; *) last= ;; esac
+		# a script names itself: add the pass's prefix (cryotest:)
+		case $last in "PASS $name"* | "FAIL $name"*) last="${last%% *} $prefix${last#* }" ;; esac
 		[ "$rc" = 124 ] && last="FAIL $prefix$name (run.sh itself timed out)"
 		[ "$rc" != 0 ] && [ "${last%% *}" = PASS ] && last="FAIL $prefix$name (run.sh exited $rc)"
 		report "$prefix$name" "$rc" "$LOGDIR/integ.log" "$last"
