@@ -31,6 +31,7 @@ coordinator_SRCS :=
 command_SRCS :=
 launch_SRCS :=
 image_tool_SRCS :=
+codec_SRCS :=
 UNIT_TESTS :=
 TEST_APPS :=
 
@@ -47,10 +48,11 @@ coordinator_OBJS := $(call objs,$(coordinator_SRCS))
 command_OBJS     := $(call objs,$(command_SRCS))
 launch_OBJS      := $(call objs,$(launch_SRCS))
 image_tool_OBJS  := $(call objs,$(image_tool_SRCS))
+codec_OBJS       := $(call objs,$(codec_SRCS))
 
 BINS := build/bin/cryo_launch build/bin/cryo_coordinator build/bin/cryo_command \
         build/bin/cryo_restart build/bin/cryo_image
-LIB  := build/lib/libcryo.so
+LIB  := build/lib/libcryo.so build/lib/libcryo-image.so
 
 all: $(BINS) $(LIB) test-apps
 
@@ -91,10 +93,19 @@ build/libcryo-common.a: $(common_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIB): $(libcryo_OBJS) build/libcryo-common.a
+# libcryo.so needs neither zstd nor OpenSSL: the codec is a library of its
+# own, loaded at the first checkpoint (mtcp/codec.h).
+build/lib/libcryo.so: $(libcryo_OBJS) build/libcryo-common.a
 	@mkdir -p $(@D)
 	$(CC) -shared -Wl,-z,noexecstack -Wl,--build-id -Wl,-z,nodelete -o $@ $(libcryo_OBJS) \
-		build/libcryo-common.a $(LIBS) -ldl
+		build/libcryo-common.a -lpthread -ldl
+	@if readelf -d $@ | grep -qE 'NEEDED.*(zstd|crypto)'; then \
+		echo "$@ must not need zstd or libcrypto (see mtcp/codec.h)" >&2; rm -f $@; exit 1; fi
+
+build/lib/libcryo-image.so: $(codec_OBJS) build/libcryo-common.a
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-z,noexecstack -Wl,--build-id -Wl,-z,nodelete -o $@ $(codec_OBJS) \
+		build/libcryo-common.a $(LIBS)
 
 build/bin/cryo_restart: $(restart_OBJS) build/libcryo-common.a
 	@mkdir -p $(@D)

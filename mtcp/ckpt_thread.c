@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include "coordinator/protocol.h"
 #include "mtcp/ckpt.h"
+#include "mtcp/codec.h"
 #include "mtcp/key.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
@@ -241,35 +242,35 @@ static void fail(struct coord_barrier_done *d, const char *why)
 static int prepare_key(void)
 {
 	if (!key_path[0])
-		return image_writer_set_key(writer, NULL);
+		return codec->writer_set_key(writer, NULL);
 	if (!ckpt_key) {
 		log_err("no memory for the image key: no checkpoints with %s", KEY_ENV);
 		return -1;
 	}
 	if (!ckpt_key->loaded) {
-		if (key_load(key_path, ckpt_key->key) < 0)
+		if (codec->key_load(key_path, ckpt_key->key) < 0)
 			return -1;
 		ckpt_key->loaded = 1;
 	}
-	return image_writer_set_key(writer, ckpt_key->key);
+	return codec->writer_set_key(writer, ckpt_key->key);
 }
 
 static int prepare(void)
 {
-	if (threads_prepare() < 0 || plugin_run(PLUGIN_PRE_CKPT) < 0)
+	if (threads_prepare() < 0 || plugin_run(PLUGIN_PRE_CKPT) < 0 || codec_load() < 0)
 		return -1;
 	if (!writer) {
-		writer = image_writer_new(compress_level);
+		writer = codec->writer_new(compress_level);
 		if (!writer)
 			return -1;
 		/* This thread's stack, the library's data and the writer itself
 		 * change while they are written: copy each page as it is added, so
 		 * its checksum and its bytes agree. */
-		image_writer_set_live(writer, true);
+		codec->writer_set_live(writer, true);
 	}
 	if (prepare_key() < 0)
 		return -1;
-	return image_writer_prepare(writer);
+	return codec->writer_prepare(writer);
 }
 
 static void fill_header(struct image_header *h, uint32_t flags, uint32_t nthreads, uint32_t nareas)
@@ -307,7 +308,7 @@ static int write_threads(struct image_writer *w, uint32_t *count)
 			continue;
 		if (w) {
 			memcpy(t->rec.ctx, &t->ctx, sizeof(t->rec.ctx));
-			if (image_writer_record(w, IMAGE_REC_THREAD, &t->rec, sizeof(t->rec), NULL, 0) < 0)
+			if (codec->writer_record(w, IMAGE_REC_THREAD, &t->rec, sizeof(t->rec), NULL, 0) < 0)
 				return -1;
 		}
 		(*count)++;
@@ -331,19 +332,19 @@ static int write_stream(int fd, uint32_t flags)
 	for (i = 0; i < nsig; i++)
 		if (ckpt_sigpool[i].signo)
 			saved_proc.nsiginfo++;
-	image_writer_begin(writer, fd);
-	if (image_writer_record(writer, IMAGE_REC_HEADER, &h, sizeof(h), NULL, 0) < 0 ||
-	    image_writer_record(writer, IMAGE_REC_PROCESS, &saved_proc, sizeof(saved_proc), NULL, 0) < 0 ||
+	codec->writer_begin(writer, fd);
+	if (codec->writer_record(writer, IMAGE_REC_HEADER, &h, sizeof(h), NULL, 0) < 0 ||
+	    codec->writer_record(writer, IMAGE_REC_PROCESS, &saved_proc, sizeof(saved_proc), NULL, 0) < 0 ||
 	    maps_write_areas(writer) < 0 || write_threads(writer, &nthreads) < 0)
 		return -1;
 	for (i = 0; i < nsig; i++)
 		if (ckpt_sigpool[i].signo &&
-		    image_writer_record(writer, IMAGE_REC_SIGINFO, &ckpt_sigpool[i], sizeof(ckpt_sigpool[i]),
+		    codec->writer_record(writer, IMAGE_REC_SIGINFO, &ckpt_sigpool[i], sizeof(ckpt_sigpool[i]),
 					NULL, 0) < 0)
 			return -1;
 	if (maps_write_pages(writer) < 0)
 		return -1;
-	return image_writer_finish(writer);
+	return codec->writer_finish(writer);
 }
 
 static int write_all(int fd, uint32_t flags)
@@ -477,7 +478,7 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 		tmp_path[0] = '\0';
 		return 0;
 	}
-	d->bytes = image_writer_bytes(writer);
+	d->bytes = codec->writer_bytes(writer);
 	d->ns = util_now_ns(CLOCK_MONOTONIC) - t0;
 	nolibc_strlcpy(d->text, final_path, sizeof(d->text));
 	log_info("image %s: %llu bytes in %llu ms", final_path, (unsigned long long)d->bytes,
@@ -641,7 +642,7 @@ static void restarted(void)
 
 	threads_wait_restarted();
 	if (writer)
-		image_writer_restarted(writer);
+		codec->writer_restarted(writer);	/* writer != NULL: the codec is loaded */
 	if (ri->blob_len)
 		munmap((void *)(uintptr_t)ri->blob_start, ri->blob_len);
 	if (ri->log_level >= 0)
@@ -649,6 +650,7 @@ static void restarted(void)
 	fd = ri->log_file[0] ? open(ri->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
 			     : fcntl(2, F_DUPFD_CLOEXEC, fd_base);
 	log_setup(log_level_cur, fd >= 0 ? reserve_fd(fd) : 2);
+	codec_sync_log();
 	log_info("restarted from generation %u as pid %d (pid %d to the program)", generation,
 		 vpid_kernel_pid(), vpid_self());
 	vpid_map_reset();	/* the coordinator sends the group's map before RESTART */
@@ -768,12 +770,10 @@ static void read_config(void)
 		compress_level = atoi(e);
 	e = getenv(KEY_ENV);
 	if (e && *e) {
-		/* Read now, so a bad file is reported at start; checkpoints
-		 * then fail (prepare() tries again) rather than go out plain. */
+		/* Read at the first checkpoint (prepare_key), with the codec: a
+		 * bad file fails that checkpoint, never a plain image. */
 		nolibc_strlcpy(key_path, e, sizeof(key_path));
 		ckpt_key = ckpt_scratch(sizeof(*ckpt_key));
-		if (ckpt_key && key_load(key_path, ckpt_key->key) == 0)
-			ckpt_key->loaded = 1;
 	}
 	nolibc_strlcpy(program, program_invocation_short_name, sizeof(program));
 	for (char *p = program; *p; p++)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "mtcp/ckpt.h"
+#include "mtcp/codec.h"
 #include "mtcp/log.h"
 #include "mtcp/maps_parse.h"
 #include "mtcp/nolibc/string.h"
@@ -263,7 +264,7 @@ int maps_write_areas(struct image_writer *w)
 	size_t i;
 
 	for (i = 0; i < nareas; i++)
-		if (image_writer_record(w, IMAGE_REC_AREA, &areas[i].a, sizeof(areas[i].a), areas[i].path,
+		if (codec->writer_record(w, IMAGE_REC_AREA, &areas[i].a, sizeof(areas[i].a), areas[i].path,
 					areas[i].a.path_len) < 0)
 			return -1;
 	return 0;
@@ -281,7 +282,7 @@ int maps_write_pages(struct image_writer *w)
 		for (k = 0; k < m->nruns; k++) {
 			const struct image_run *r = &runs[m->run_first + k];
 
-			if (image_writer_pages(w, (uint32_t)i, r->first,
+			if (codec->writer_pages(w, (uint32_t)i, r->first,
 					       (const void *)(m->a.start + r->first * PAGE), r->count) < 0) {
 				ret = -1;
 				break;
