@@ -23,79 +23,9 @@
 # last line is "PASS encrypt" (exit 0) or "FAIL encrypt: reason" (exit 1,
 # the temporary directory with every log kept and named).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C
-
 NAME=encrypt
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${CRYO_BIN:-$ROOT/build/bin}
+. "$(dirname "$0")/lib.sh"
 APP=$ROOT/build/test/apps/counter
-STEP=${CRYO_TEST_STEP_TIMEOUT:-60}
-KEEP=0
-[ "${1:-}" = --keep ] && KEEP=1
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/cryo-test-$NAME.XXXXXX") || { echo "FAIL $NAME: mktemp -d"; exit 1; }
-exec 2>>"$T/shell.err"
-APP_PID=
-COORD_PID=
-FAILED=0
-
-alive() {
-	local s
-	[ -n "$1" ] || return 1
-	read -r s 2>/dev/null <"/proc/$1/stat" || return 1
-	s=${s##*) }
-	s=${s%% *}
-	[ "$s" != Z ] && [ "$s" != X ]
-}
-
-stop() {
-	local i
-	kill -"$2" "$1" 2>/dev/null
-	for i in $(seq 1 100); do
-		alive "$1" || break
-		sleep 0.05
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
-cleanup() {
-	[ -n "$APP_PID" ] && stop "$APP_PID" KILL
-	[ -n "$COORD_PID" ] && stop "$COORD_PID" TERM
-	APP_PID= COORD_PID=
-	[ "$FAILED" = 1 ] || [ "$KEEP" = 1 ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'fail "interrupted"' INT TERM HUP
-
-show() {
-	[ -s "$1" ] || return 0
-	echo "---- ${1#"$T"/} (last ${2:-20} lines)"
-	tail -n "${2:-20}" "$1" | sed 's/^/  | /'
-}
-
-fail() {
-	local f
-	FAILED=1
-	for f in "$T"/*.err; do
-		show "$f" 30
-	done
-	echo "(files kept in $T)"
-	echo "FAIL $NAME: $*"
-	exit 1
-}
-
-# wait_line FILE LINE PID: until FILE has LINE, while PID lives.
-wait_line() {
-	local i
-	for i in $(seq 1 $((STEP * 20))); do
-		grep -qx "$2" "$1" 2>/dev/null && return 0
-		alive "$3" || fail "the counter (pid $3) exited before printing $2"
-		sleep 0.05
-	done
-	fail "no '$2' in $1 after $STEP s"
-}
 
 # checkpoint: sets IMAGE to the new image's path.
 checkpoint() {
@@ -149,22 +79,8 @@ KEY_HEX=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 cp "$T/k.key" "$T/open.key" && chmod 644 "$T/open.key" || fail "write $T/open.key"
 KEY_RE=$(printf '%s' "$KEY_HEX" | sed 's/../\\x&/g')
 
-"$BIN/cryo_coordinator" --port 0 --port-file "$T/port" --ckptdir "$T/ckpt" \
-	>"$T/coord.out" 2>"$T/coord.err" </dev/null &
-COORD_PID=$!
-PORT=
-for i in $(seq 1 500); do
-	[ -s "$T/port" ] && read -r PORT <"$T/port" && [[ $PORT =~ ^[0-9]+$ ]] && break
-	PORT=
-	alive "$COORD_PID" || fail "cryo_coordinator exited at start"
-	sleep 0.02
-done
-[ -n "$PORT" ] || fail "cryo_coordinator wrote no port to $T/port in 10 s"
-COORD=127.0.0.1:$PORT
-
-CRYO_KEY_FILE=$T/k.key CRYO_TEST_READY_TIMEOUT=$((STEP * 3)) \
-	"$BIN/cryo_launch" --coord "$COORD" "$APP" >"$T/app.out" 2>"$T/app.err" </dev/null &
-APP_PID=$!
+start_coordinator
+CRYO_KEY_FILE=$T/k.key launch "$APP"
 wait_line "$T/app.out" '@@READY 1' "$APP_PID"
 tr '\0' '\n' <"/proc/$APP_PID/environ" | grep -q "^CRYO_KEY_FILE=$T/k.key\$" ||
 	fail "CRYO_KEY_FILE is not in the program's environment"

@@ -9,29 +9,9 @@
 # Prints "PASS errors" or "FAIL errors: reason" last; exit 0 or 1. Runs as
 # any user; everything it starts (a coordinator, a counter) it stops by pid.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C
 NAME=errors
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${CRYO_BIN:-$ROOT/build/bin}
+. "$(dirname "$0")/lib.sh"
 APP=$ROOT/build/test/apps/counter
-KEEP=0
-[ "${1:-}" = --keep ] && KEEP=1
-T=$(mktemp -d "${TMPDIR:-/tmp}/cryo-errors.XXXXXX") || exit 1
-COORD_PID= APP_PID= FAILED=0
-
-cleanup() {
-	[ -n "$APP_PID" ] && kill -9 "$APP_PID" 2>/dev/null
-	[ -n "$COORD_PID" ] && kill "$COORD_PID" 2>/dev/null
-	wait 2>/dev/null
-	if [ "$FAILED" = 0 ] && [ "$KEEP" = 0 ]; then rm -rf "$T"; else echo "(kept $T)"; fi
-}
-trap cleanup EXIT
-fail() {
-	FAILED=1
-	echo "FAIL $NAME: $*"
-	exit 1
-}
 
 # expect WHAT CODE PATTERN -- CMD...: CMD exits with CODE (or any non-zero
 # code below 128 when CODE is "nz"), prints exactly one line on stderr
@@ -76,17 +56,9 @@ expect "coordinator: bad port" 2 "port" -- "$BIN/cryo_coordinator" --port 70000
 expect "coordinator: unknown option" 2 "unknown|unrecognized" -- "$BIN/cryo_coordinator" --bogus
 
 # ---- a real image to damage
-mkdir -p "$T/ckpt"
-"$BIN/cryo_coordinator" --port 0 --port-file "$T/port" --ckptdir "$T/ckpt" >"$T/coord.log" 2>&1 &
-COORD_PID=$!
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-[ -s "$T/port" ] || fail "the coordinator did not start: $(cat "$T/coord.log")"
-PORT=$(cat "$T/port")
-C="--coord 127.0.0.1:$PORT"
-"$BIN/cryo_launch" $C "$APP" >"$T/app.out" 2>"$T/app.err" &
-APP_PID=$!
-for _ in $(seq 200); do grep -q '^@@READY 1$' "$T/app.out" && break; sleep 0.05; done
-grep -q '^@@READY 1$' "$T/app.out" || fail "the counter did not start: $(cat "$T/app.err")"
+start_coordinator
+launch "$APP"
+wait_line "$T/app.out" "@@READY 1" "$APP_PID"
 IMG=$(timeout 30 "$BIN/cryo_command" $C --bcheckpoint) || fail "first checkpoint failed"
 [ -f "$IMG" ] || fail "no image at '$IMG'"
 SIZE=$(stat -c %s "$IMG")

@@ -25,72 +25,10 @@
 # The last line is "PASS export_core" (exit 0) or "FAIL export_core: reason"
 # (exit 1, the temporary directory with every log kept and named).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C
-
 NAME=export_core
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${CRYO_BIN:-$ROOT/build/bin}
+. "$(dirname "$0")/lib.sh"
 APP=$ROOT/build/test/apps/corethreads
-STEP=${CRYO_TEST_STEP_TIMEOUT:-60}
-KEEP=0
-[ "${1:-}" = --keep ] && KEEP=1
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/cryo-test-$NAME.XXXXXX") || { echo "FAIL $NAME: mktemp -d"; exit 1; }
-# bash's own notices ("Killed ...") go to a file shown on failure.
-exec 2>>"$T/shell.err"
-APP_PID=
-COORD_PID=
-FAILED=0
-
-# alive PID: exists and is not a zombie.
-alive() {
-	local s
-	[ -n "$1" ] || return 1
-	read -r s 2>/dev/null <"/proc/$1/stat" || return 1
-	s=${s##*) }
-	s=${s%% *}
-	[ "$s" != Z ] && [ "$s" != X ]
-}
-
-# stop PID SIGNAL: signal it, wait up to 5 s, then SIGKILL; reap it.
-stop() {
-	local i
-	kill -"$2" "$1" 2>/dev/null
-	for i in $(seq 1 100); do
-		alive "$1" || break
-		sleep 0.05
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
-cleanup() {
-	[ -n "$APP_PID" ] && stop "$APP_PID" KILL
-	[ -n "$COORD_PID" ] && stop "$COORD_PID" TERM
-	APP_PID= COORD_PID=
-	[ "$FAILED" = 1 ] || [ "$KEEP" = 1 ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'fail "interrupted"' INT TERM HUP
-
-show() {
-	[ -s "$1" ] || return 0
-	echo "---- ${1#"$T"/} (last ${2:-20} lines)"
-	tail -n "${2:-20}" "$1" | sed 's/^/  | /'
-}
-
-fail() {
-	local f
-	FAILED=1
-	for f in "$T"/app.err "$T"/coord.err "$T"/ckpt.err "$T"/export.err "$T"/gdb.out \
-		"$T"/shell.err; do
-		show "$f" 40
-	done
-	echo "(files kept in $T)"
-	echo "FAIL $NAME: $*"
-	exit 1
-}
+SHOW=(export.out gdb.out)
 
 for f in "$BIN/cryo_coordinator" "$BIN/cryo_launch" "$BIN/cryo_command" "$BIN/cryo_image" "$APP"; do
 	[ -x "$f" ] || fail "$f is missing (run make)"
@@ -99,28 +37,9 @@ command -v gdb >/dev/null || fail "gdb is not installed (scripts/deps.sh install
 
 # ---- a coordinator of our own, the program under cryo, one checkpoint
 
-"$BIN/cryo_coordinator" --port 0 --port-file "$T/port" --ckptdir "$T/ckpt" \
-	>"$T/coord.out" 2>"$T/coord.err" </dev/null &
-COORD_PID=$!
-PORT=
-for i in $(seq 1 500); do
-	[ -s "$T/port" ] && read -r PORT <"$T/port" && [[ $PORT =~ ^[0-9]+$ ]] && break
-	PORT=
-	alive "$COORD_PID" || fail "cryo_coordinator exited at start"
-	sleep 0.02
-done
-[ -n "$PORT" ] || fail "cryo_coordinator wrote no port to $T/port in 10 s"
-COORD=127.0.0.1:$PORT
-
-CRYO_TEST_READY_TIMEOUT=$((STEP * 3)) "$BIN/cryo_launch" --coord "$COORD" "$APP" \
-	>"$T/app.out" 2>"$T/app.err" </dev/null &
-APP_PID=$!
-for i in $(seq 1 $((STEP * 20))); do
-	grep -qx '@@READY 1' "$T/app.out" 2>/dev/null && break
-	alive "$APP_PID" || fail "corethreads exited before printing @@READY 1"
-	sleep 0.05
-done
-grep -qx '@@READY 1' "$T/app.out" || fail "corethreads printed no @@READY 1 in $STEP s"
+start_coordinator
+launch "$APP"
+wait_line "$T/app.out" "@@READY 1" "$APP_PID"
 
 IMAGE=$(timeout -k 5 "$STEP" "$BIN/cryo_command" --coord "$COORD" --bcheckpoint \
 	2>"$T/ckpt.err" </dev/null) || fail "cryo_command --bcheckpoint failed"

@@ -7,42 +7,12 @@
 #
 #   test/integration/fork.sh [--keep]       prints PASS fork / FAIL fork: why
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
-export LC_ALL=C
 NAME=fork
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${CRYO_BIN:-$ROOT/build/bin}
-KEEP=0
-[ "${1:-}" = --keep ] && KEEP=1
-T=$(mktemp -d "${TMPDIR:-/tmp}/cryo-fork.XXXXXX") || exit 1
-COORD_PID= APP_PID= FAILED=0
+. "$(dirname "$0")/lib.sh"
 
-cleanup() {
-	[ -n "$COORD_PID" ] && [ -n "${PORT:-}" ] &&
-		"$BIN/cryo_command" --coord "127.0.0.1:$PORT" --kill >/dev/null 2>&1
-	[ -n "$APP_PID" ] && kill -9 "$APP_PID" 2>/dev/null
-	[ -n "$COORD_PID" ] && kill "$COORD_PID" 2>/dev/null
-	wait 2>/dev/null
-	if [ "$FAILED" = 0 ] && [ "$KEEP" = 0 ]; then rm -rf "$T"; else echo "(kept $T)"; fi
-}
-trap cleanup EXIT
-fail() {
-	FAILED=1
-	echo "FAIL $NAME: $*"
-	exit 1
-}
-
-mkdir -p "$T/ckpt"
-"$BIN/cryo_coordinator" --port 0 --port-file "$T/port" --ckptdir "$T/ckpt" >"$T/coord.log" 2>&1 &
-COORD_PID=$!
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-[ -s "$T/port" ] || fail "the coordinator did not start: $(cat "$T/coord.log")"
-PORT=$(cat "$T/port")
-C="--coord 127.0.0.1:$PORT"
-"$BIN/cryo_launch" $C "$ROOT/build/test/apps/forktree" >"$T/app.out" 2>"$T/app.err" &
-APP_PID=$!
-for _ in $(seq 200); do grep -q '^@@READY 1$' "$T/app.out" && break; sleep 0.05; done
-grep -q '^@@READY 1$' "$T/app.out" || fail "the program did not start: $(cat "$T/app.err")"
+start_coordinator
+launch "$ROOT/build/test/apps/forktree"
+wait_line "$T/app.out" "@@READY 1" "$APP_PID"
 # The shell started by system() joins from exec: give it a moment.
 for _ in $(seq 100); do
 	n=$("$BIN/cryo_command" $C --list | wc -l)
