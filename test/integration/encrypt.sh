@@ -17,7 +17,10 @@
 #   - the key is not in the program's environment nor in any log;
 #   - after kill -9, `cryo_restart --key-file` restores it; a second
 #     checkpoint of the restored process (the library re-reads the key) is
-#     encrypted as well; SIGUSR1 twice more and the counter ends "@@PASS".
+#     encrypted as well; SIGUSR1 twice more and the counter ends "@@PASS";
+#   - a sealed migration stream: a destination with the wrong key refuses
+#     it in one line and the source runs on; with the right key the
+#     process moves over (the source exits) and carries on.
 # Then it stops the coordinator, by pid. Environment: CRYO_BIN (default
 # build/bin), CRYO_TEST_STEP_TIMEOUT (seconds per step, default 60). The
 # last line is "PASS encrypt" (exit 0) or "FAIL encrypt: reason" (exit 1,
@@ -119,7 +122,48 @@ wait_line "$T/app2.out" '@@PASS' "$APP_PID"
 wait "$APP_PID" 2>/dev/null
 APP_PID=
 
-for f in "$T"/*.err "$T"/*.out; do
+# ---- a sealed migration stream: a destination with the wrong key refuses
+# it in one line and the source runs on; the right key takes it over.
+# listen PORT KEY OUT: a destination cryo_restart; sets DST_PID.
+listen() {
+	rm -f "$T/ready"
+	CRYO_KEY_FILE=$2 LM_DEST_PORT=$1 "$BIN/cryo_restart" --coord "$COORD" --ready-file "$T/ready" \
+		--timeout "$STEP" >"$T/$3.out" 2>"$T/$3.err" </dev/null &
+	DST_PID=$!
+	for i in $(seq 1 $((STEP * 50))); do
+		[ -e "$T/ready" ] && return 0
+		alive "$DST_PID" || fail "the destination cryo_restart exited: $(cat "$T/$3.err")"
+		sleep 0.02
+	done
+	fail "the destination cryo_restart does not listen"
+}
+CRYO_KEY_FILE=$T/k.key LAUNCH_OUT=src launch "$APP"
+wait_line "$T/src.out" '@@READY 1' "$APP_PID"
+LMPORT=$((10000 + RANDOM % 20000))
+listen "$LMPORT" "$T/wrong.key" dst-wrong
+timeout -k 5 "$STEP" "$BIN/cryo_command" --coord "$COORD" --migrate "127.0.0.1:$LMPORT" \
+	>/dev/null 2>"$T/migrate1.txt" && fail "a migration to a destination with the wrong key succeeded"
+wait "$DST_PID" 2>/dev/null
+[ "$(grep -c . "$T/dst-wrong.err")" = 1 ] && grep -q "wrong key" "$T/dst-wrong.err" ||
+	fail "the wrong-key destination did not say so in one line: $(cat "$T/dst-wrong.err")"
+alive "$APP_PID" || fail "the source died after the refused migration"
+listen "$((LMPORT + 1))" "$T/k.key" dst
+timeout -k 5 "$STEP" "$BIN/cryo_command" --coord "$COORD" --migrate "127.0.0.1:$((LMPORT + 1))" \
+	>"$T/migrate2.txt" 2>"$T/migrate2.txt.err" || fail "the sealed migration failed: $(cat "$T/migrate2.txt.err")"
+for i in $(seq 1 100); do alive "$APP_PID" || break; sleep 0.05; done
+alive "$APP_PID" && fail "the source still runs after its migration"
+wait "$APP_PID" 2>/dev/null
+APP_PID=$DST_PID
+for i in $(seq 1 $((STEP * 50))); do
+	! grep -q cryo_restart "/proc/$APP_PID/maps" 2>/dev/null && break
+	alive "$APP_PID" || fail "the migrated counter exited: $(cat "$T/dst.err")"
+	sleep 0.02
+done
+sleep 0.2
+kill -USR1 "$APP_PID"
+wait_line "$T/dst.out" '@@READY 2' "$APP_PID"
+
+for f in "$T"/*.err "$T"/*.out "$T"/*.txt; do
 	grep -qaF "$KEY_HEX" "$f" && fail "the key is in ${f#"$T"/}"
 done
 echo "PASS $NAME"
