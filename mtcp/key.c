@@ -15,22 +15,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "mtcp/key.h"
+#include "mtcp/nolibc/string.h"
 #include "mtcp/log.h"
 
 void key_wipe(void *p, size_t n)
 {
 	explicit_bzero(p, n);
-}
-
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 int key_parse(const uint8_t *buf, size_t len, uint8_t out[KEY_LEN])
@@ -46,7 +36,7 @@ int key_parse(const uint8_t *buf, size_t len, uint8_t out[KEY_LEN])
 	if (len != 2 * KEY_LEN)
 		return -1;
 	for (i = 0; i < KEY_LEN; i++) {
-		int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+		int hi = nolibc_hexval(buf[2 * i]), lo = nolibc_hexval(buf[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			key_wipe(out, KEY_LEN);

@@ -4,23 +4,12 @@
 #include "mtcp/maps_parse.h"
 #include "mtcp/nolibc/string.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_hex(char **s, uint64_t *out)
 {
 	uint64_t v = 0;
 	int d, n = 0;
 
-	while ((d = hexval(**s)) >= 0) {
+	while ((d = nolibc_hexval(**s)) >= 0) {
 		v = v << 4 | (uint64_t)d;
 		(*s)++;
 		n++;

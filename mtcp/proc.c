@@ -153,17 +153,8 @@ static uint64_t status_mask(const char *buf, const char *name)
 			s += len;
 			while (*s == ':' || *s == '\t' || *s == ' ')
 				s++;
-			for (;; s++) {
-				int d;
-
-				if (*s >= '0' && *s <= '9')
-					d = *s - '0';
-				else if (*s >= 'a' && *s <= 'f')
-					d = *s - 'a' + 10;
-				else
-					break;
-				v = v << 4 | (uint64_t)d;
-			}
+			for (; nolibc_hexval(*s) >= 0; s++)
+				v = v << 4 | (uint64_t)nolibc_hexval(*s);
 			return v;
 		}
 		while (*s && *s != '\n')

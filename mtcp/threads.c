@@ -51,7 +51,6 @@ static volatile int ckpt_active;
 static volatile int nsuspended;
 static volatile int nrestarted;
 static volatile int resume_seq;
-static pid_t main_vtid;
 
 /* The tid map of the current incarnation: virtual (from the first run) to
  * kernel. Written by the checkpoint thread after a restart. */
@@ -190,7 +189,6 @@ int threads_init(void)
 	}
 	if (prctl(PR_GET_TID_ADDRESS, &ctid, 0, 0, 0) == 0 && ctid)
 		threads_tid_offset = (long)((char *)ctid - (char *)pthread_self());
-	main_vtid = getpid();
 	return 0;
 }
 

@@ -88,6 +88,17 @@ size_t nolibc_strlcpy(char *dst, const char *src, size_t size)
 	return len;
 }
 
+int nolibc_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int nolibc_is_zero(const void *p, size_t n)
 {
 	const uint64_t *q = p;

@@ -15,6 +15,8 @@ int nolibc_strcmp(const char *a, const char *b);
 int nolibc_strncmp(const char *a, const char *b, size_t n);
 /* Copies at most size-1 bytes and always terminates (size > 0). Returns strlen(src). */
 size_t nolibc_strlcpy(char *dst, const char *src, size_t size);
+/* The value of a hexadecimal digit (either case), or -1. */
+int nolibc_hexval(int c);
 /* 1 if the n bytes at p are all zero (n a multiple of 8, p 8-aligned). */
 int nolibc_is_zero(const void *p, size_t n);
 
