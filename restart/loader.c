@@ -233,21 +233,13 @@ static int put_pages(void *arg, uint32_t area, uint64_t first, const void *data,
 	return is_copy_kind(la->a.kind) ? add_run(la, first, npages) : 0;
 }
 
-static int take_area(struct loaded_image *img, const void *p, uint64_t len)
+/* An AREA record, already checked by the reader (size, path length,
+ * alignment, order, no more than the HEADER declares). */
+static int take_area(struct loaded_image *img, const void *p)
 {
 	const struct image_area *a = p;
-	struct loaded_area *la;
+	struct loaded_area *la = &img->areas[img->nareas];
 
-	if (len < sizeof(*a) || len != sizeof(*a) + a->path_len || a->end <= a->start ||
-	    (a->start | a->end) & (PAGE - 1)) {
-		log_err("%s: malformed AREA record", img->name);
-		return -1;
-	}
-	if (img->nareas >= img->hdr.nareas) {
-		log_err("%s: more AREA records than the header's %u", img->name, img->hdr.nareas);
-		return -1;
-	}
-	la = &img->areas[img->nareas];
 	memset(la, 0, sizeof(*la));
 	la->a = *a;
 	la->path = strndup((const char *)p + sizeof(*a), a->path_len);
@@ -272,7 +264,7 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 	const void *p;
 	uint64_t len;
 	uint32_t type;
-	int ret = -1, st, staged = 0, have_hdr = 0, have_proc = 0;
+	int ret = -1, st, staged = 0;
 
 	memset(img, 0, sizeof(*img));
 	img->name = name;
@@ -293,26 +285,19 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 				log_err("out of memory");
 				goto out;
 			}
-			have_hdr = 1;
 			break;
 		case IMAGE_REC_PROCESS:
-			if (len != sizeof(img->proc)) {
-				log_err("%s: malformed PROCESS record", name);
-				goto out;
-			}
 			memcpy(&img->proc, p, sizeof(img->proc));
-			have_proc = 1;
 			break;
 		case IMAGE_REC_AREA:
-			if (!have_hdr || staged || take_area(img, p, len) < 0) {
-				if (staged)
-					log_err("%s: AREA record after page data", name);
+			if (take_area(img, p) < 0)
 				goto out;
-			}
 			break;
 		case IMAGE_REC_THREAD:
-			if (len != sizeof(struct image_thread) || img->nthreads >= img->hdr.nthreads) {
-				log_err("%s: malformed or extra THREAD record", name);
+			/* The reader counts THREAD records only at the trailer. */
+			if (img->nthreads >= img->hdr.nthreads) {
+				log_err("%s: more THREAD records than the %u its HEADER declares", name,
+					img->hdr.nthreads);
 				goto out;
 			}
 			memcpy(&img->threads[img->nthreads++], p, sizeof(struct image_thread));
@@ -330,14 +315,8 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 			break;
 		}
 	}
-	if (st < 0)
+	if (st < 0)	/* the reader also checked the counts and order at the trailer */
 		goto out;
-	if (!have_proc || img->nareas != img->hdr.nareas || img->nthreads != img->hdr.nthreads) {
-		log_err("%s: incomplete image (process %s, %zu/%u areas, %zu/%u threads)", name,
-			have_proc ? "present" : "missing", img->nareas, img->hdr.nareas, img->nthreads,
-			img->hdr.nthreads);
-		goto out;
-	}
 	if (!staged && stage(img) < 0)
 		goto out;
 	img->bytes = image_reader_offset(r);
