@@ -2,7 +2,7 @@
  * itself (<bindir>/../lib/libcryo.so, the same in the build tree and in an
  * installed PREFIX), finds or starts the coordinator, sets the environment
  * the library reads (LD_PRELOAD, CRYO_COORD_HOST/PORT, CRYO_CKPT_DIR,
- * CRYO_CKPT_INTERVAL, CRYO_EXIT_AFTER_CKPT) and execs the program: no fork,
+ * CRYO_CKPT_INTERVAL, CRYO_EXIT_AFTER_CKPT, CRYO_STDIO) and execs the program: no fork,
  * so its stdio, arguments, environment, pid and exit status are its own.
  * The decisions live in options.c; this file acts on them. Problems are
  * reported as one "cryo_launch: ..." line on stderr: exit 2 for bad usage,
@@ -47,6 +47,28 @@ static void set(const char *name, const char *value)
 {
 	if (setenv(name, value, 1) < 0)
 		util_die(1, "cannot set %s: %s", name, strerror(errno));
+}
+
+/* CRYO_STDIO: what stdin, stdout and stderr are outside the computation
+ * ("DEV:INO" each, "-" if closed), so that after a restart the library can
+ * tell the user's terminal or files (replaced by the restarting side's)
+ * from pipes and files of the computation's own (restored). */
+static void set_stdio_ids(void)
+{
+	char buf[128];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int fd = 0; fd < 3; fd++) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%llx:%llx", fd ? " " : "",
+					      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+		else
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s-", fd ? " " : "");
+	}
+	set("CRYO_STDIO", buf);
 }
 
 static int is_loopback(const char *host)
@@ -231,6 +253,7 @@ int main(int argc, char **argv)
 	set("CRYO_COORD_PORT", port);
 	if (o.exit_after)
 		set("CRYO_EXIT_AFTER_CKPT", "1");
+	set_stdio_ids();
 	if (launch_preload(libabs, getenv("LD_PRELOAD"), preload, sizeof(preload)) < 0)
 		util_die(1, "LD_PRELOAD too long");
 	set("LD_PRELOAD", preload);

@@ -107,5 +107,9 @@ void *ckpt_mem(size_t len);
 void *ckpt_scratch(size_t len);
 /* The lowest fd the library keeps for itself (the application's are below). */
 int ckpt_fd_base(void);
+/* Moves fd into the library's range (close-on-exec); the new fd, or fd. */
+int ckpt_reserve_fd(int fd);
+/* The computation's id (the coordinator's; the same after a restart). */
+uint64_t ckpt_comp_id(void);
 
 #endif /* CRYO_MTCP_CKPT_H */

@@ -6,16 +6,20 @@
  * answers the coordinator's barriers (coordinator/protocol.h):
  *
  *   SUSPEND  reserve memory, park every user thread
+ *   ELECT, DRAIN   the plugins mark and drain shared objects
  *   WRITE    save the resume point of this thread, then write the image
  *            (to DIR/ckpt_<prog>_<upid>.cryo.tmp, or to a migration socket)
  *   COMMIT   rename the image to its final name (or exit, after migration)
+ *   REFILL   the plugins put drained data back
  *   RESUME   release the threads (after an abort: drop the temporary image)
  *
  * After a restart the restorer resumes this thread inside checkpoint_write()
  * with a return value of 1, in a new process: it waits for the user threads
  * to check in, drops the restorer's mapping, restores signal actions,
- * itimers and cwd, reconnects to the coordinator named by cryo_restart and
- * waits for RESTART, REFILL and RESUME.
+ * itimers and cwd, opens the share mailbox (plugin/share.h), runs the
+ * plugins' restart hook, reconnects to the coordinator named by cryo_restart
+ * and runs the plugins' restart_share, restart_refill and restart_resume
+ * hooks at RESTART, REFILL and RESUME.
  *
  * From SUSPEND to RESUME the user threads are frozen at arbitrary points,
  * maybe inside malloc: nothing here allocates in between (the image writer
@@ -50,6 +54,7 @@
 #include "mtcp/vpid.h"
 #include "mtcp/wrap_signal.h"
 #include "plugin/plugin.h"
+#include "plugin/share.h"
 
 #define ACK_OK "CRYO-OK\n"
 #define ACK_LEN 8
@@ -112,6 +117,18 @@ void *ckpt_mem(size_t len)
 int ckpt_fd_base(void)
 {
 	return fd_base;
+}
+
+uint64_t ckpt_comp_id(void)
+{
+	return comp_id;
+}
+
+static int reserve_fd(int fd);
+
+int ckpt_reserve_fd(int fd)
+{
+	return reserve_fd(fd);
 }
 
 void *ckpt_scratch(size_t len)
@@ -555,6 +572,10 @@ static void on_barrier(const struct coord_barrier *b)
 		}
 		if (parked && !restart_pending)
 			plugin_run(PLUGIN_RESUME);
+		if (restart_pending) {
+			plugin_run(PLUGIN_RESTART_RESUME);
+			share_close();
+		}
 		restart_pending = 0;
 		release();
 		send_done(&d);
@@ -563,7 +584,23 @@ static void on_barrier(const struct coord_barrier *b)
 			send_report();
 		}
 		return;
-	default:	/* ELECT, DRAIN, REFILL, RESTART: nothing to do without plugins yet */
+	case COORD_PH_ELECT:
+		if (plugin_run(PLUGIN_ELECT) < 0)
+			fail(&d, "a plugin could not mark its shared objects");
+		break;
+	case COORD_PH_DRAIN:
+		if (plugin_run(PLUGIN_DRAIN) < 0)
+			fail(&d, "a plugin could not drain its data in flight");
+		break;
+	case COORD_PH_REFILL:
+		/* A plugin that cannot put data back has logged it; the
+		 * computation goes on either way. */
+		plugin_run(restart_pending ? PLUGIN_RESTART_REFILL : PLUGIN_REFILL);
+		break;
+	case COORD_PH_RESTART:
+		plugin_run(PLUGIN_RESTART_SHARE);
+		break;
+	default:
 		break;
 	}
 	send_done(&d);
@@ -655,6 +692,7 @@ static void restarted(void)
 		 vpid_kernel_pid(), vpid_self());
 	vpid_map_reset();	/* the coordinator sends the group's map before RESTART */
 	proc_restore(&saved_proc);
+	share_open();
 	plugin_run(PLUGIN_RESTART);
 	restart_pending = 1;
 	/* The next checkpoint of a restarted process goes to a file as usual. */
@@ -674,6 +712,11 @@ static void restarted(void)
 		coord_fd = fd;
 	}
 	if (coord_fd < 0) {
+		/* Alone: this process is the whole group. */
+		plugin_run(PLUGIN_RESTART_SHARE);
+		plugin_run(PLUGIN_RESTART_REFILL);
+		plugin_run(PLUGIN_RESTART_RESUME);
+		share_close();
 		restart_pending = 0;
 		release();
 		if (migrated_report)

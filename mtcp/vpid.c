@@ -86,3 +86,17 @@ pid_t vpid_to_virt(pid_t real)
 			return map[i].vpid;
 	return real;
 }
+
+size_t vpid_map_list(pid_t *vpids, size_t max)
+{
+	int i, n = __atomic_load_n(&nmap, __ATOMIC_ACQUIRE), have_self = 0;
+	size_t k = 0;
+
+	for (i = 0; i < n && k < max; i++) {
+		vpids[k++] = map[i].vpid;
+		have_self |= map[i].vpid == self;
+	}
+	if (!have_self && self && k < max)
+		vpids[k++] = self;
+	return k;
+}

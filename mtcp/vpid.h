@@ -7,6 +7,7 @@
  * vpid_map_reserve() has run. */
 #ifndef CRYO_MTCP_VPID_H
 #define CRYO_MTCP_VPID_H
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,6 +21,9 @@ int vpid_map_reserve(void);
 void vpid_map_reset(void);
 /* Adds vpid -> kernel pid. */
 void vpid_map_add(pid_t vpid, pid_t real);
+/* Up to max virtual pids of the map (the processes of a restarted group),
+ * this process's own included; the count. */
+size_t vpid_map_list(pid_t *vpids, size_t max);
 /* Kernel pid for a virtual one, and back; identity when unknown. */
 pid_t vpid_to_real(pid_t vpid);
 pid_t vpid_to_virt(pid_t real);

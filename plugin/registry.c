@@ -26,13 +26,26 @@ static int (*hook_of(const struct cryo_plugin *p, enum plugin_hook h))(void)
 		return p->resume;
 	case PLUGIN_RESTART:
 		return p->restart;
+	case PLUGIN_ELECT:
+		return p->elect;
+	case PLUGIN_DRAIN:
+		return p->drain;
+	case PLUGIN_REFILL:
+		return p->refill;
+	case PLUGIN_RESTART_SHARE:
+		return p->restart_share;
+	case PLUGIN_RESTART_REFILL:
+		return p->restart_refill;
+	case PLUGIN_RESTART_RESUME:
+		return p->restart_resume;
 	}
 	return NULL;
 }
 
 int plugin_run(enum plugin_hook hook)
 {
-	int reverse = hook == PLUGIN_RESUME || hook == PLUGIN_RESTART, ret = 0;
+	int reverse = hook != PLUGIN_INIT && hook != PLUGIN_PRE_CKPT && hook != PLUGIN_ELECT &&
+		      hook != PLUGIN_DRAIN && hook != PLUGIN_CKPT, ret = 0;
 	size_t i;
 
 	for (i = 0; i < NPLUGINS; i++) {

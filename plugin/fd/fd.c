@@ -28,6 +28,7 @@
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
 #include "plugin/fd/fd.h"
+#include "plugin/fd/stdio.h"
 
 #define FD_MAX 65536
 #define POOL_MAX (16ul << 20)
@@ -81,6 +82,12 @@ int fd_parse_fdinfo(const char *text, unsigned long long *pos, unsigned *flags)
 			s++;
 	}
 	return have == 3 ? 0 : -1;
+}
+
+static int fd_init(void)
+{
+	stdio_init();
+	return 0;
 }
 
 static int fd_pre_ckpt(void)
@@ -270,6 +277,7 @@ static int fd_restart(void)
 const struct cryo_plugin fd_plugin = {
 	.name = "fd",
 	.api = CRYO_PLUGIN_API,
+	.init = fd_init,
 	.pre_ckpt = fd_pre_ckpt,
 	.ckpt = fd_ckpt,
 	.restart = fd_restart,
