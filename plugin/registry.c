@@ -4,11 +4,13 @@
 #include "mtcp/log.h"
 #include "plugin/fd/fd.h"
 #include "plugin/pid/pid.h"
+#include "plugin/pipe/pipe.h"
 #include "plugin/plugin.h"
 
 static const struct cryo_plugin *const registry[] = {
 	&pid_plugin,	/* first: the others may record virtual pids */
 	&fd_plugin,
+	&pipe_plugin,
 };
 
 #define NPLUGINS (sizeof(registry) / sizeof(registry[0]))

@@ -133,6 +133,9 @@ build_tests() {
 	for script in export_core errors fork tree encrypt; do
 		TESTS+=("$script|script $root/test/integration/$script.sh")
 	done
+	# Multi-process test programs through test/integration/multi.sh:
+	# NAME, the number of images per checkpoint, the program.
+	TESTS+=("pipes|script $root/test/integration/multi.sh pipes 3 $apps/pipes")
 }
 build_tests "$ROOT"
 
@@ -147,7 +150,8 @@ run_integration() {
 		local opts=() rest=()
 		if [ "${args%% *}" = script ]; then
 			[ "$ref_only" = 1 ] && continue	# no reference mode: it needs cryo
-			bg timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "${args#script }" \
+			read -r -a rest <<<"${args#script }"
+			bg timeout -k 10 $((3 * CRYO_TEST_TIMEOUT + 120)) "$@" bash "${rest[@]}" \
 				>"$LOGDIR/integ.log" 2>&1 </dev/null
 		else
 			# split "OPTS -- CMD" (no argument contains spaces)

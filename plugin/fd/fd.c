@@ -10,8 +10,9 @@
  * memory reserved in pre_ckpt; that memory is part of the image, so the
  * restarted process finds its table where it left it.
  *
- * Not restored yet (a warning names each one): stdin, stdout and stderr
- * (the restarted process has the restarting terminal's), pipes, sockets,
+ * Pipes and FIFOs are plugin/pipe's. Not restored yet (a warning names
+ * each one): stdin, stdout and stderr (the restarted process has the
+ * restarting terminal's), sockets,
  * event fds, and files deleted while open. If a file is now shorter than
  * the saved offset, it is reopened anyway with a warning. */
 #define LOG_PREFIX "fd: "
@@ -34,7 +35,7 @@
 #define POOL_MAX (16ul << 20)
 #define PATH_MAX_ 4096
 
-enum fd_kind { FD_FILE = 1, FD_DIR, FD_CHR, FD_OTHER };
+enum fd_kind { FD_FILE = 1, FD_DIR, FD_CHR, FD_OTHER, FD_PIPE };
 
 struct fd_entry {
 	int fd;
@@ -131,7 +132,9 @@ static void describe(int fd, int dirfd)
 	info[n > 0 ? n : 0] = '\0';
 	fd_parse_fdinfo(info, &e->pos, &e->flags);
 	e->kind = FD_OTHER;
-	if (!sys_failed(sys_fstat(fd, &st)) && e->path_len && path_of(e)[0] == '/' &&
+	if (!sys_failed(sys_fstat(fd, &st)) && S_ISFIFO(st.st_mode))
+		e->kind = FD_PIPE;
+	else if (!sys_failed(sys_fstat(fd, &st)) && e->path_len && path_of(e)[0] == '/' &&
 	    !(e->path_len > 10 && !nolibc_strcmp(path_of(e) + e->path_len - 10, " (deleted)"))) {
 		if (S_ISREG(st.st_mode))
 			e->kind = FD_FILE;
@@ -224,6 +227,8 @@ static int fd_restart(void)
 		e->tmp = -1;
 		if (e->same_as >= 0)
 			continue;
+		if (e->kind == FD_PIPE)
+			continue;	/* plugin/pipe's */
 		if (e->kind == FD_OTHER) {
 			log_warn("fd %d (%s) is not restored: only files, directories and devices are, so far",
 				 e->fd, e->path_len ? path_of(e) : "?");
