@@ -165,7 +165,9 @@ static int scan_area(int pmfd, struct maps_area *m)
 {
 	uint64_t npages = (m->a.end - m->a.start) / PAGE, i, j;
 	int file_private = m->a.kind == IMAGE_AREA_FILE_PRIVATE;
+	int shared = m->a.kind == IMAGE_AREA_SHARED_ANON;
 	int skip_zero = !file_private;	/* a zeroed private file page must stay zero */
+	unsigned char core[PM_BATCH];
 
 	m->run_first = (uint32_t)nruns;
 	for (i = 0; i < npages; i += PM_BATCH) {
@@ -176,10 +178,15 @@ static int scan_area(int pmfd, struct maps_area *m)
 			log_syserr(r < 0 ? (int)-r : EIO, "read pagemap of %p", (void *)m->a.start);
 			return -1;
 		}
+		/* Shared memory: pagemap shows only the pages this process has
+		 * mapped; mincore shows every page the object holds (another
+		 * process may have written it). */
+		if (shared && sys_failed(sys_call3(__NR_mincore, m->a.start + i * PAGE, n * PAGE, core)))
+			nolibc_memset(core, 1, n);
 		for (j = 0; j < n; j++) {
 			uint64_t e = pmbuf[j], addr = m->a.start + (i + j) * PAGE;
 			int want = file_private ? ((e & PM_PRESENT) && !(e & PM_FILE)) || (e & PM_SWAPPED)
-						: (e & (PM_PRESENT | PM_SWAPPED)) != 0;
+						: (e & (PM_PRESENT | PM_SWAPPED)) != 0 || (shared && (core[j] & 1));
 
 			if (!want || excluded(addr))
 				continue;

@@ -5,12 +5,15 @@
 #include "plugin/fd/fd.h"
 #include "plugin/pid/pid.h"
 #include "plugin/pipe/pipe.h"
+#include "plugin/shm/shm.h"
+#include "plugin/shm/shm.h"
 #include "plugin/plugin.h"
 
 static const struct cryo_plugin *const registry[] = {
 	&pid_plugin,	/* first: the others may record virtual pids */
 	&fd_plugin,
 	&pipe_plugin,
+	&shm_plugin,
 };
 
 #define NPLUGINS (sizeof(registry) / sizeof(registry[0]))

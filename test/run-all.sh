@@ -136,6 +136,7 @@ build_tests() {
 	# Multi-process test programs through test/integration/multi.sh:
 	# NAME, the number of images per checkpoint, the program.
 	TESTS+=("pipes|script $root/test/integration/multi.sh pipes 3 $apps/pipes")
+	TESTS+=("shmem|script $root/test/integration/multi.sh shmem 2 $apps/shmem")
 }
 build_tests "$ROOT"
 
