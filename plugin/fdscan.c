@@ -59,5 +59,13 @@ int fdscan_info(int fd, unsigned long long *pos, unsigned *flags)
 	if (n <= 0)
 		return -1;
 	info[n] = '\0';
-	return fd_parse_fdinfo(info, pos, flags);
+	if (fd_parse_fdinfo(info, pos, flags) < 0)
+		return -1;
+	/* fdinfo's O_CLOEXEC is the fd's flag or'ed with the description's
+	 * f_flags, which can hold the bit too (TIOCGPTPEER keeps it): ask
+	 * the fd itself. */
+	n = sys_fcntl(fd, F_GETFD, 0);
+	if (!sys_failed(n))
+		*flags = (*flags & ~(unsigned)O_CLOEXEC) | ((n & FD_CLOEXEC) ? (unsigned)O_CLOEXEC : 0);
+	return 0;
 }

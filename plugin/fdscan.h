@@ -9,8 +9,8 @@
  * every fd was seen; -1 after logging if /proc/self/fd cannot be read. */
 int fdscan_each(int (*cb)(int fd, const struct stat *st, void *arg), void *arg);
 
-/* Reads /proc/self/fdinfo/FD's "pos:" and "flags:" (see fd_parse_fdinfo).
- * 0, or -1. */
+/* Reads /proc/self/fdinfo/FD's "pos:" and "flags:" (see fd_parse_fdinfo),
+ * with O_CLOEXEC set from the fd's own FD_CLOEXEC. 0, or -1. */
 int fdscan_info(int fd, unsigned long long *pos, unsigned *flags);
 
 #endif /* CRYO_PLUGIN_FDSCAN_H */

@@ -5,7 +5,7 @@
 #include "plugin/fd/fd.h"
 #include "plugin/pid/pid.h"
 #include "plugin/pipe/pipe.h"
-#include "plugin/shm/shm.h"
+#include "plugin/pty/pty.h"
 #include "plugin/shm/shm.h"
 #include "plugin/plugin.h"
 
@@ -13,6 +13,7 @@ static const struct cryo_plugin *const registry[] = {
 	&pid_plugin,	/* first: the others may record virtual pids */
 	&fd_plugin,
 	&pipe_plugin,
+	&pty_plugin,
 	&shm_plugin,
 };
 

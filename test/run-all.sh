@@ -137,6 +137,7 @@ build_tests() {
 	# NAME, the number of images per checkpoint, the program.
 	TESTS+=("pipes|script $root/test/integration/multi.sh pipes 3 $apps/pipes")
 	TESTS+=("shmem|script $root/test/integration/multi.sh shmem 2 $apps/shmem")
+	TESTS+=("ptyshell|script $root/test/integration/multi.sh ptyshell 2 $apps/ptyshell")
 }
 build_tests "$ROOT"
 

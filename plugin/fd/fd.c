@@ -10,10 +10,10 @@
  * memory reserved in pre_ckpt; that memory is part of the image, so the
  * restarted process finds its table where it left it.
  *
- * Pipes and FIFOs are plugin/pipe's. Not restored yet (a warning names
- * each one): stdin, stdout and stderr (the restarted process has the
- * restarting terminal's), sockets,
- * event fds, and files deleted while open. If a file is now shorter than
+ * Pipes and FIFOs are plugin/pipe's, pseudo-terminals plugin/pty's. Not
+ * restored yet (a warning names each one): stdin, stdout and stderr (the
+ * restarted process has the restarting terminal's), sockets, event fds,
+ * and files deleted while open. If a file is now shorter than
  * the saved offset, it is reopened anyway with a warning. */
 #define LOG_PREFIX "fd: "
 #include <errno.h>
@@ -30,12 +30,13 @@
 #include "mtcp/sys.h"
 #include "plugin/fd/fd.h"
 #include "plugin/fd/stdio.h"
+#include "plugin/pty/pty.h"
 
 #define FD_MAX 65536
 #define POOL_MAX (16ul << 20)
 #define PATH_MAX_ 4096
 
-enum fd_kind { FD_FILE = 1, FD_DIR, FD_CHR, FD_OTHER, FD_PIPE };
+enum fd_kind { FD_FILE = 1, FD_DIR, FD_CHR, FD_OTHER, FD_ELSEWHERE };
 
 struct fd_entry {
 	int fd;
@@ -132,8 +133,8 @@ static void describe(int fd, int dirfd)
 	info[n > 0 ? n : 0] = '\0';
 	fd_parse_fdinfo(info, &e->pos, &e->flags);
 	e->kind = FD_OTHER;
-	if (!sys_failed(sys_fstat(fd, &st)) && S_ISFIFO(st.st_mode))
-		e->kind = FD_PIPE;
+	if (!sys_failed(sys_fstat(fd, &st)) && (S_ISFIFO(st.st_mode) || pty_kind(&st)))
+		e->kind = FD_ELSEWHERE;	/* plugin/pipe's, plugin/pty's */
 	else if (!sys_failed(sys_fstat(fd, &st)) && e->path_len && path_of(e)[0] == '/' &&
 	    !(e->path_len > 10 && !nolibc_strcmp(path_of(e) + e->path_len - 10, " (deleted)"))) {
 		if (S_ISREG(st.st_mode))
@@ -227,8 +228,8 @@ static int fd_restart(void)
 		e->tmp = -1;
 		if (e->same_as >= 0)
 			continue;
-		if (e->kind == FD_PIPE)
-			continue;	/* plugin/pipe's */
+		if (e->kind == FD_ELSEWHERE)
+			continue;
 		if (e->kind == FD_OTHER) {
 			log_warn("fd %d (%s) is not restored: only files, directories and devices are, so far",
 				 e->fd, e->path_len ? path_of(e) : "?");
