@@ -2,6 +2,7 @@
 #define LOG_PREFIX "plugin: "
 #include <stddef.h>
 #include "mtcp/log.h"
+#include "plugin/event/event.h"
 #include "plugin/fd/fd.h"
 #include "plugin/pid/pid.h"
 #include "plugin/pipe/pipe.h"
@@ -11,6 +12,7 @@
 
 static const struct cryo_plugin *const registry[] = {
 	&pid_plugin,	/* first: the others may record virtual pids */
+	&event_plugin,	/* before fd (and pipe, socket): at restart, after them */
 	&fd_plugin,
 	&pipe_plugin,
 	&shm_plugin,
