@@ -631,29 +631,70 @@ static int event_restart(void)
 	return ret;
 }
 
+/* The bits an interest keeps after its one-shot event fired (the kernel's
+ * EP_PRIVATE_BITS): a one-shot interest with no others is disarmed. */
+#define EPOLL_PRIVATE (EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE)
+#define EPOLL_ANY (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | \
+		   EPOLLMSG | EPOLLRDHUP)
+
+static int add_interest(const struct ev_entry *e, const struct fdinfo_epoll *p, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = p->data };
+	long r = sys_call4(__NR_epoll_ctl, e->fd, EPOLL_CTL_ADD, p->tfd, &ev);
+
+	if (r == -EPERM || r == -EBADF) {
+		log_warn("epoll fd %d: fd %d (events %#x) is not restored, so it is no longer watched", e->fd,
+			 p->tfd, p->events);
+		return 1;
+	}
+	if (sys_failed(r)) {
+		log_syserr((int)-r, "epoll fd %d: watch fd %d again", e->fd, p->tfd);
+		return -1;
+	}
+	return 0;
+}
+
+/* A one-shot interest that already fired: EPOLL_CTL_ADD always arms
+ * EPOLLERR and EPOLLHUP, so it is added with every event and, if its fd is
+ * ready for one, disarmed the kernel's way, by one epoll_wait. This runs
+ * before the epoll holds any armed interest, so that wait takes nothing
+ * else. */
+static int add_disarmed(const struct ev_entry *e, const struct fdinfo_epoll *p)
+{
+	struct epoll_event ev;
+	long r;
+	int ret = add_interest(e, p, (p->events & EPOLL_PRIVATE) | EPOLL_ANY);
+
+	if (ret)
+		return ret;
+	r = sys_call4(__NR_epoll_wait, e->fd, &ev, 1, 0);
+	if (r != 1)
+		log_debug("epoll fd %d: the disarmed one-shot interest in fd %d stays armed (fd not ready)", e->fd,
+			  p->tfd);
+	return 0;
+}
+
 /* Last restart barrier: every fd an epoll may watch is in place. */
 static int event_restart_resume(void)
 {
 	size_t i;
 	uint32_t k;
-	int ret = 0;
+	int ret = 0, pass;
 
 	for (i = 0; i < ntab; i++) {
 		const struct ev_entry *e = &tab[i];
 
 		if (e->kind != EV_EPOLL || e->same_as >= 0 || !e->placed)
 			continue;
-		for (k = 0; k < e->n; k++) {
-			const struct fdinfo_epoll *p = &epi[e->first + k];
-			struct epoll_event ev = { .events = p->events, .data.u64 = p->data };
-			long r = sys_call4(__NR_epoll_ctl, e->fd, EPOLL_CTL_ADD, p->tfd, &ev);
+		for (pass = 0; pass < 2; pass++) {
+			for (k = 0; k < e->n; k++) {
+				const struct fdinfo_epoll *p = &epi[e->first + k];
+				int disarmed = (p->events & EPOLLONESHOT) && !(p->events & ~EPOLL_PRIVATE);
 
-			if (r == -EPERM || r == -EBADF)
-				log_warn("epoll fd %d: fd %d (events %#x) is not restored, so it is no longer watched",
-					 e->fd, p->tfd, p->events);
-			else if (sys_failed(r)) {
-				log_syserr((int)-r, "epoll fd %d: watch fd %d again", e->fd, p->tfd);
-				ret = -1;
+				if (disarmed != (pass == 0))
+					continue;
+				if ((disarmed ? add_disarmed(e, p) : add_interest(e, p, p->events)) < 0)
+					ret = -1;
 			}
 		}
 	}
