@@ -122,7 +122,7 @@ build_tests() {
 	RUN=$root/test/integration/run.sh
 	TESTS=()
 	for app in counter threads signals bigmem filemap recursion tls zeropages mremap \
-		gettimeofday clock dlopen stdio; do
+		gettimeofday clock dlopen stdio eventfds epoll inotify; do
 		TESTS+=("$app|-- $apps/$app")
 	done
 	TESTS+=("python|--count 150 -- $PY $root/test/apps/count.py 150")

@@ -64,6 +64,7 @@
 #define WATCH_MAX 8192		/* inotify watches, all instances together */
 #define PATHS_MAX (8ul << 20)	/* watch paths */
 #define INFO_MAX (8ul << 20)	/* one fdinfo text */
+#define MNT_MAX (1ul << 20)	/* /proc/self/mountinfo */
 #define WD_BURN_MAX 100000	/* watch descriptors skipped to reach an old number */
 
 #ifndef TFD_IOC_SET_TICKS
@@ -111,6 +112,7 @@ static struct fdinfo_epoll *epi;	/* ckpt_mem */
 static struct ev_watch *watches;	/* ckpt_mem */
 static char *paths;			/* ckpt_mem */
 static char *info;			/* ckpt_scratch: one fdinfo text */
+static char *mnt;			/* ckpt_scratch: mountinfo */
 static size_t ntab, nepi, nwatch, paths_used;
 
 static int event_pre_ckpt(void)
@@ -125,7 +127,9 @@ static int event_pre_ckpt(void)
 		paths = ckpt_mem(PATHS_MAX);
 	if (!info)
 		info = ckpt_scratch(INFO_MAX);
-	return tab && epi && watches && paths && info ? 0 : -1;
+	if (!mnt)
+		mnt = ckpt_scratch(MNT_MAX);
+	return tab && epi && watches && paths && info && mnt ? 0 : -1;
 }
 
 static const char *kind_name(int kind)
@@ -212,20 +216,21 @@ static int save_timerfd(struct ev_entry *e)
 }
 
 /* The mount point of the device the kernel calls sdev, from
- * /proc/self/mountinfo, opened O_PATH. The fd, or -errno. */
+ * /proc/self/mountinfo, opened (not O_PATH: open_by_handle_at refuses
+ * those). The fd, or -errno. */
 static long open_mount_of(uint32_t sdev)
 {
 	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
-	const char *pos = info, *line;
+	const char *pos = mnt, *line;
 	long f, n, got = 0;
 
 	f = sys_open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC, 0);
 	if (sys_failed(f))
 		return f;
-	while (got < (long)INFO_MAX - 1 && (n = sys_read((int)f, info + got, INFO_MAX - 1 - (size_t)got)) > 0)
+	while (got < (long)MNT_MAX - 1 && (n = sys_read((int)f, mnt + got, MNT_MAX - 1 - (size_t)got)) > 0)
 		got += n;
 	sys_close((int)f);
-	info[got] = '\0';
+	mnt[got] = '\0';
 	while ((line = fdinfo_next(&pos, ""))) {
 		/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
 		char mp[4096], dev[32];
@@ -252,7 +257,7 @@ static long open_mount_of(uint32_t sdev)
 		for (i = 0; i < sizeof(mp) - 1 && *s && *s != ' ' && *s != '\n'; i++)
 			mp[i] = *s++;
 		mp[i] = '\0';
-		return sys_open(mp, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+		return sys_open(mp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	}
 	return -ENOENT;
 }
