@@ -9,10 +9,12 @@
 #include "plugin/shm/shm.h"
 #include "plugin/shm/shm.h"
 #include "plugin/plugin.h"
+#include "plugin/timer/timer.h"
 
 static const struct cryo_plugin *const registry[] = {
 	&pid_plugin,	/* first: the others may record virtual pids */
 	&event_plugin,	/* before fd (and pipe, socket): at restart, after them */
+	&timer_plugin,
 	&fd_plugin,
 	&pipe_plugin,
 	&shm_plugin,
