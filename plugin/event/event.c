@@ -30,11 +30,21 @@
  * (files, pipes, sockets, restored by plugins that run before this one at
  * restart) are in place.
  *
+ * Shared with other processes (inherited at fork, or passed): one owner
+ * per open file description, elected the way plugin/share.h describes. At
+ * ELECT every process sets F_SETOWN to its own pid on each of its event
+ * fds (the program's owner is kept and put back at RESUME, and after a
+ * restart); at DRAIN, the process that reads its own pid back owns the
+ * description, and every other one finds the owner's fd number by kcmp
+ * over /proc/OWNER/fd. After a restart the owner creates the object; the
+ * others ask for it at restart_share, the owner sends it at
+ * restart_refill, and they move it onto their numbers at restart_resume,
+ * before the epolls are filled (an epoll is filled by its owner only).
+ *
  * Not carried: inotify events queued but not read (logged at checkpoint),
  * an epoll's ready list (level-triggered interests report again at once,
- * edge-triggered ones report readiness once after the restart). An event
- * fd shared with another process (inherited at fork) comes back as one
- * object per process: see doc/events.md. */
+ * edge-triggered ones report readiness once after the restart). See
+ * doc/events.md. */
 #define LOG_PREFIX "event: "
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +65,7 @@
 #include "mtcp/nolibc/fmt.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
+#include "mtcp/vpid.h"
 #include "plugin/event/event.h"
 #include "plugin/event/fdinfo.h"
 #include "plugin/share.h"
@@ -89,6 +100,10 @@ struct ev_entry {
 	int kind;		/* enum ev_kind */
 	int same_as;		/* earlier entry with the same description, or -1 */
 	int placed;		/* restart: the object is on its number */
+	int receive;		/* another process owns the description */
+	uint64_t tag;		/* the description's name for plugin/share.h */
+	int32_t owner_vpid;	/* receive: who sends it */
+	struct f_owner_ex app_owner;	/* the program's F_SETOWN_EX, pid virtual */
 	uint32_t flags;		/* fdinfo flags: O_NONBLOCK, O_CLOEXEC */
 	uint32_t first, n;	/* epoll interests or inotify watches */
 	uint64_t count;		/* eventfd counter; timerfd expirations not read */
@@ -107,7 +122,22 @@ struct ev_watch {
 	uint32_t sdev;
 };
 
+/* ELECT to RESUME: the event fds of this process and who owns each. */
+struct ev_mark {
+	int fd;
+	int kind;
+	int owner;		/* this process owns the description */
+	int32_t owner_vpid;	/* else: the owner, */
+	int owner_fd;		/* and its fd for the description */
+	struct f_owner_ex app_owner;
+};
+
+#define SHARE_TAG(vpid, fd) (0x4556ull << 48 | (uint64_t)(uint32_t)(vpid) << 20 | (uint64_t)(fd))
+#define SHARE_ASK (1ull << 47)
+
 static struct ev_entry *tab;		/* ckpt_mem: in the image */
+static struct ev_mark *marks;		/* ckpt_mem */
+static size_t nmarks;
 static struct fdinfo_epoll *epi;	/* ckpt_mem */
 static struct ev_watch *watches;	/* ckpt_mem */
 static char *paths;			/* ckpt_mem */
@@ -119,6 +149,8 @@ static int event_pre_ckpt(void)
 {
 	if (!tab)
 		tab = ckpt_mem(EV_MAX * sizeof(*tab));
+	if (!marks)
+		marks = ckpt_mem(EV_MAX * sizeof(*marks));
 	if (!epi)
 		epi = ckpt_mem(EPI_MAX * sizeof(*epi));
 	if (!watches)
@@ -129,7 +161,8 @@ static int event_pre_ckpt(void)
 		info = ckpt_scratch(INFO_MAX);
 	if (!mnt)
 		mnt = ckpt_scratch(MNT_MAX);
-	return tab && epi && watches && paths && info && mnt ? 0 : -1;
+	nmarks = 0;
+	return tab && marks && epi && watches && paths && info && mnt ? 0 : -1;
 }
 
 static const char *kind_name(int kind)
@@ -410,18 +443,19 @@ static int kind_of_link(const char *link)
 	return 0;
 }
 
-static int event_ckpt(void)
+/* Calls fn(fd, kind, arg) for each event fd of the program in dir
+ * (/proc/PID/fd), until fn returns non-zero, which scan_fds returns; 0
+ * when all were seen, -1 if dir cannot be read (logged if loud). */
+static int scan_fds(const char *dir, int loud, int (*fn)(int fd, int kind, void *arg), void *arg)
 {
 	char buf[4096], link[64];
-	pid_t pid = (pid_t)sys_getpid();
 	long n, dirfd;
 	int ret = 0;
 
-	ntab = nepi = nwatch = 0;
-	paths_used = 1;	/* offset 0 means "no path" */
-	dirfd = sys_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	dirfd = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (sys_failed(dirfd)) {
-		log_syserr((int)-dirfd, "open /proc/self/fd");
+		if (loud)
+			log_syserr((int)-dirfd, "open %s", dir);
 		return -1;
 	}
 	while (ret == 0 && (n = sys_getdents64((int)dirfd, buf, sizeof(buf))) > 0) {
@@ -437,29 +471,168 @@ static int event_ckpt(void)
 			off += d->reclen;
 			for (p = d->name; *p >= '0' && *p <= '9'; p++)
 				fd = fd * 10 + (*p - '0');
-			if (*p || p == d->name || fd == dirfd || fd >= ckpt_fd_base())
+			if (*p || p == d->name || fd >= ckpt_fd_base())
 				continue;
 			len = sys_call4(__NR_readlinkat, dirfd, d->name, link, sizeof(link) - 1);
 			if (sys_failed(len))
 				continue;
 			link[len] = '\0';
 			kind = kind_of_link(link);
-			if (!kind)
-				continue;
-			if (ntab >= EV_MAX) {
-				log_err("more than %d event fds", EV_MAX);
-				ret = -1;
-				break;
-			}
-			if (describe(fd, kind, pid) < 0)
-				ret = -1;
-			else
-				ntab++;
+			if (kind)
+				ret = fn(fd, kind, arg);
 		}
 	}
 	sys_close((int)dirfd);
-	log_debug("%zu event fds, %zu epoll interests, %zu inotify watches", ntab, nepi, nwatch);
 	return ret;
+}
+
+/* ---- ELECT, DRAIN, RESUME: who owns each shared description ---- */
+
+static int mark_one(int fd, int kind, void *arg)
+{
+	struct ev_mark *m;
+	long r;
+
+	if (nmarks >= EV_MAX) {
+		log_err("more than %d event fds", EV_MAX);
+		return -1;
+	}
+	m = &marks[nmarks];
+	nolibc_memset(m, 0, sizeof(*m));
+	m->fd = fd;
+	m->kind = kind;
+	sys_fcntl(fd, F_GETOWN_EX, (long)&m->app_owner);
+	r = sys_fcntl(fd, F_SETOWN, sys_getpid());
+	if (sys_failed(r)) {
+		log_syserr((int)-r, "fd %d: F_SETOWN to elect the owner of the %s", fd, kind_name(kind));
+		return -1;
+	}
+	nmarks++;
+	return 0;
+}
+
+static int event_elect(void)
+{
+	nmarks = 0;
+	return scan_fds("/proc/self/fd", 1, mark_one, NULL) < 0 ? -1 : 0;
+}
+
+struct find_arg {
+	pid_t owner;
+	const struct ev_mark *m;
+	int fd;
+};
+
+static int find_in_owner(int fd, int kind, void *arg)
+{
+	struct find_arg *a = arg;
+
+	if (kind != a->m->kind ||
+	    sys_call5(__NR_kcmp, (long)sys_getpid(), a->owner, KCMP_FILE, a->m->fd, fd) != 0)
+		return 0;
+	a->fd = fd;
+	return 1;
+}
+
+static int event_drain(void)
+{
+	pid_t self = (pid_t)sys_getpid();
+	size_t i;
+
+	for (i = 0; i < nmarks; i++) {
+		struct ev_mark *m = &marks[i];
+		struct find_arg a = { .m = m, .fd = -1 };
+		char dir[48];
+
+		a.owner = (pid_t)sys_fcntl(m->fd, F_GETOWN, 0);
+		m->owner = 1;
+		if (a.owner == self || a.owner <= 0)
+			continue;
+		nolibc_snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)a.owner);
+		if (scan_fds(dir, 0, find_in_owner, &a) != 1) {
+			log_warn("fd %d: the %s is shared with process %d, which cannot be looked into; "
+				 "it comes back as this process's own", m->fd, kind_name(m->kind), (int)a.owner);
+			continue;
+		}
+		m->owner = 0;
+		m->owner_vpid = vpid_to_virt(a.owner);
+		m->owner_fd = a.fd;
+	}
+	return 0;
+}
+
+/* Puts the program's F_SETOWN_EX back (pid as the kernel knows it now). */
+static void set_app_owner(int fd, const struct f_owner_ex *o)
+{
+	if (o->pid || o->type != F_OWNER_PID)
+		sys_fcntl(fd, F_SETOWN_EX, (long)o);
+	else
+		sys_fcntl(fd, F_SETOWN, 0);
+}
+
+static int event_resume(void)
+{
+	size_t i;
+
+	for (i = 0; i < nmarks; i++)
+		set_app_owner(marks[i].fd, &marks[i].app_owner);
+	nmarks = 0;
+	return 0;
+}
+
+/* ---- WRITE ---- */
+
+struct ckpt_arg {
+	pid_t pid;
+	int ret;
+};
+
+static int save_one(int fd, int kind, void *arg)
+{
+	struct ckpt_arg *a = arg;
+	struct ev_entry *e = &tab[ntab];
+	size_t i;
+
+	if (ntab >= EV_MAX) {
+		log_err("more than %d event fds", EV_MAX);
+		return -1;
+	}
+	if (describe(fd, kind, a->pid) < 0) {
+		a->ret = -1;
+		return 0;
+	}
+	e->tag = SHARE_TAG(vpid_self(), fd);
+	for (i = 0; i < nmarks; i++) {
+		const struct ev_mark *m = &marks[i];
+
+		if (m->fd != fd || m->kind != kind)
+			continue;
+		e->app_owner = m->app_owner;
+		if (m->app_owner.type == F_OWNER_TID)
+			e->app_owner.pid = threads_virt_tid(m->app_owner.pid);
+		else if (m->app_owner.pid)
+			e->app_owner.pid = vpid_to_virt(m->app_owner.pid);
+		if (!m->owner) {
+			e->receive = 1;
+			e->owner_vpid = m->owner_vpid;
+			e->tag = SHARE_TAG(m->owner_vpid, m->owner_fd);
+		}
+		break;
+	}
+	ntab++;
+	return 0;
+}
+
+static int event_ckpt(void)
+{
+	struct ckpt_arg a = { .pid = (pid_t)sys_getpid(), .ret = 0 };
+
+	ntab = nepi = nwatch = 0;
+	paths_used = 1;	/* offset 0 means "no path" */
+	if (scan_fds("/proc/self/fd", 1, save_one, &a) != 0)
+		return -1;
+	log_debug("%zu event fds, %zu epoll interests, %zu inotify watches", ntab, nepi, nwatch);
+	return a.ret;
 }
 
 /* ---------------------------------------------------------------- restart */
@@ -617,6 +790,8 @@ static int event_restart(void)
 		long obj;
 
 		e->placed = 0;
+		if (e->receive)
+			continue;	/* its owner sends it */
 		if (e->same_as >= 0) {
 			if (!tab[e->same_as].placed)
 				continue;
@@ -633,6 +808,83 @@ static int event_restart(void)
 			ret = -1;
 	}
 	log_debug("%zu event fds restored", ntab);
+	return ret;
+}
+
+/* RESTART: ask the owners for the descriptions shared with them. */
+static int event_restart_share(void)
+{
+	int32_t me = vpid_self();
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < ntab; i++)
+		if (tab[i].receive && tab[i].same_as < 0 &&
+		    share_send(tab[i].owner_vpid, tab[i].tag | SHARE_ASK, &me, sizeof(me), NULL, 0) < 0)
+			ret = -1;
+	return ret;
+}
+
+/* REFILL: answer what the others asked for. */
+static int event_restart_refill(void)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < ntab; i++) {
+		const struct ev_entry *e = &tab[i];
+		int32_t who;
+		unsigned nfds;
+
+		if (!e->placed)
+			continue;
+		while (share_take(e->tag | SHARE_ASK, &who, sizeof(who), NULL, 0, &nfds) == (long)sizeof(who))
+			if (share_send(who, e->tag, NULL, 0, &e->fd, 1) < 0)
+				ret = -1;
+	}
+	return ret;
+}
+
+/* RESUME: the shared descriptions arrived; onto their numbers. */
+static int receive_shared(void)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < ntab; i++) {
+		struct ev_entry *e = &tab[i];
+		unsigned nfds = 0;
+		int fd = -1;
+
+		if (!e->receive || e->same_as >= 0)
+			continue;
+		if (share_take(e->tag, NULL, 0, &fd, 1, &nfds) < 0 || nfds != 1) {
+			log_err("fd %d: the %s shared with process %d did not come", e->fd, kind_name(e->kind),
+				(int)e->owner_vpid);
+			ret = -1;
+			continue;
+		}
+		if (place(e, fd) < 0)
+			ret = -1;
+	}
+	for (i = 0; i < ntab; i++) {
+		struct ev_entry *e = &tab[i];
+		long obj;
+
+		if (e->placed || e->same_as < 0 || !tab[e->same_as].placed)
+			continue;
+		obj = sys_fcntl(tab[e->same_as].fd, F_DUPFD_CLOEXEC, 0);
+		if (sys_failed(obj) || place(e, obj) < 0)
+			ret = -1;
+	}
+	for (i = 0; i < ntab; i++) {
+		struct f_owner_ex o = tab[i].app_owner;
+
+		if (!tab[i].placed || !o.pid)
+			continue;
+		o.pid = o.type == F_OWNER_TID ? threads_real_tid(o.pid) : vpid_to_real(o.pid);
+		set_app_owner(tab[i].fd, &o);
+	}
 	return ret;
 }
 
@@ -684,12 +936,13 @@ static int event_restart_resume(void)
 {
 	size_t i;
 	uint32_t k;
-	int ret = 0, pass;
+	int ret = receive_shared(), pass;
 
 	for (i = 0; i < ntab; i++) {
 		const struct ev_entry *e = &tab[i];
 
-		if (e->kind != EV_EPOLL || e->same_as >= 0 || !e->placed)
+		/* An epoll shared with others is filled by its owner. */
+		if (e->kind != EV_EPOLL || e->same_as >= 0 || e->receive || !e->placed)
 			continue;
 		for (pass = 0; pass < 2; pass++) {
 			for (k = 0; k < e->n; k++) {
@@ -710,7 +963,12 @@ const struct cryo_plugin event_plugin = {
 	.name = "event",
 	.api = CRYO_PLUGIN_API,
 	.pre_ckpt = event_pre_ckpt,
+	.elect = event_elect,
+	.drain = event_drain,
 	.ckpt = event_ckpt,
+	.resume = event_resume,
 	.restart = event_restart,
+	.restart_share = event_restart_share,
+	.restart_refill = event_restart_refill,
 	.restart_resume = event_restart_resume,
 };
