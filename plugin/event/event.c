@@ -6,7 +6,7 @@
  * picks the anonymous-inode files it knows by their link name and reads
  * each one's /proc/self/fdinfo:
  *   eventfd   the counter ("eventfd-count"), EFD_SEMAPHORE
- *             ("eventfd-semaphore", shown by kernels since 6.7)
+ *             ("eventfd-semaphore", on kernels that show it)
  *   signalfd  the mask ("sigmask")
  *   timerfd   the clock, the settime flags, the expirations not yet read
  *             ("ticks"), and timerfd_gettime's time left and interval; a

@@ -11,7 +11,7 @@
  * the interval. Thread ids are kept virtual. After a restart (threads
  * parked, before the coordinator) each timer is created again under its
  * old id: the kernel takes the wanted id from timer_create's result
- * argument once prctl(PR_TIMER_CREATE_RESTORE_IDS) is on (Linux 6.17+);
+ * argument once prctl(PR_TIMER_CREATE_RESTORE_IDS) is on (recent kernels);
  * without it, ids come out in increasing order, so lower ones are taken by
  * placeholder timers until the wanted one comes, and dropped afterwards. A
  * timer whose id cannot be had is logged with both ids.
