@@ -131,13 +131,14 @@ build_tests() {
 	TESTS+=("migrate-counter|--mode migrate -- $apps/counter")
 	TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $root/test/apps/count.py 150")
 	# Tests that are scripts of their own (test/integration/NAME.sh), not run.sh.
-	for script in export_core errors fork tree encrypt eventshare; do
+	for script in export_core errors fork tree encrypt; do
 		TESTS+=("$script|script $root/test/integration/$script.sh")
 	done
 	# Multi-process test programs through test/integration/multi.sh:
 	# NAME, the number of images per checkpoint, the program.
 	TESTS+=("pipes|script $root/test/integration/multi.sh pipes 3 $apps/pipes")
 	TESTS+=("shmem|script $root/test/integration/multi.sh shmem 2 $apps/shmem")
+	TESTS+=("eventshare|script $root/test/integration/multi.sh eventshare 2 $apps/eventshare")
 }
 build_tests "$ROOT"
 

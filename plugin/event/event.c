@@ -82,17 +82,12 @@
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
 #endif
 
-enum ev_kind { EV_EVENTFD = 1, EV_SIGNALFD, EV_TIMERFD, EV_INOTIFY, EV_EPOLL };
-
-static const struct {
-	const char *link;
-	int kind;
-} kinds[] = {
-	{ "anon_inode:[eventfd]", EV_EVENTFD },
-	{ "anon_inode:[signalfd]", EV_SIGNALFD },
-	{ "anon_inode:[timerfd]", EV_TIMERFD },
-	{ "anon_inode:inotify", EV_INOTIFY },
-	{ "anon_inode:[eventpoll]", EV_EPOLL },
+enum ev_kind {
+	EV_EVENTFD = EVENT_EVENTFD,
+	EV_SIGNALFD = EVENT_SIGNALFD,
+	EV_TIMERFD = EVENT_TIMERFD,
+	EV_INOTIFY = EVENT_INOTIFY,
+	EV_EPOLL = EVENT_EPOLL,
 };
 
 struct ev_entry {
@@ -433,16 +428,6 @@ static int describe(int fd, int kind, pid_t pid)
 	return 0;
 }
 
-static int kind_of_link(const char *link)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (!nolibc_strcmp(link, kinds[i].link))
-			return kinds[i].kind;
-	return 0;
-}
-
 /* Calls fn(fd, kind, arg) for each event fd of the program in dir
  * (/proc/PID/fd), until fn returns non-zero, which scan_fds returns; 0
  * when all were seen, -1 if dir cannot be read (logged if loud). */
@@ -477,7 +462,7 @@ static int scan_fds(const char *dir, int loud, int (*fn)(int fd, int kind, void 
 			if (sys_failed(len))
 				continue;
 			link[len] = '\0';
-			kind = kind_of_link(link);
+			kind = event_link_kind(link);
 			if (kind)
 				ret = fn(fd, kind, arg);
 		}
