@@ -4,13 +4,14 @@
  * - req (an EFD_SEMAPHORE eventfd) carries requests from parent to child,
  *   rep (an eventfd) carries the answers back, so after a restart the
  *   parent's write must wake the child blocked in read() on its number;
- * - an epoll in the child watches rep's twin, ack, which the parent reads:
- *   shared epoll and target, filled once by the owner;
+ * - an epoll (the child's alone once the parent closed its copy) watches
+ *   ack, a shared eventfd the parent writes after each answer and the
+ *   child reads;
  * - a timerfd armed by the parent (one-shot, 1000 s) is read by the child
  *   with timerfd_gettime: the same timer in both;
  * - a dup of req in the parent must stay the same object too.
- * Each cycle the parent sends k requests, the child answers each with its
- * number, then the parent checks and prints. The last request tells the
+ * Each cycle the parent sends 3 requests, the child answers each with the
+ * number the parent put in the timer's interval, then the parent checks and prints. The last request tells the
  * child to exit 7, and the parent reaps it. */
 #include "../lib/harness.h"
 #include <poll.h>
