@@ -11,8 +11,9 @@
  *   with timerfd_gettime: the same timer in both;
  * - a dup of req in the parent must stay the same object too.
  * Each cycle the parent sends 3 requests, the child answers each with the
- * number the parent put in the timer's interval, then the parent checks and prints. The last request tells the
- * child to exit 7, and the parent reaps it. */
+ * number the parent put in the timer's interval, then the parent checks
+ * and prints. The last request tells the child to exit 7, and the parent
+ * reaps it. */
 #include "../lib/harness.h"
 #include <poll.h>
 #include <sys/epoll.h>
