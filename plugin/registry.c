@@ -2,15 +2,19 @@
 #define LOG_PREFIX "plugin: "
 #include <stddef.h>
 #include "mtcp/log.h"
+#include "plugin/event/event.h"
 #include "plugin/fd/fd.h"
 #include "plugin/pid/pid.h"
 #include "plugin/pipe/pipe.h"
 #include "plugin/pty/pty.h"
 #include "plugin/shm/shm.h"
 #include "plugin/plugin.h"
+#include "plugin/timer/timer.h"
 
 static const struct cryo_plugin *const registry[] = {
 	&pid_plugin,	/* first: the others may record virtual pids */
+	&event_plugin,	/* before fd (and pipe, socket): at restart, after them */
+	&timer_plugin,
 	&fd_plugin,
 	&pipe_plugin,
 	&pty_plugin,

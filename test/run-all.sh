@@ -122,9 +122,10 @@ build_tests() {
 	RUN=$root/test/integration/run.sh
 	TESTS=()
 	for app in counter threads signals bigmem filemap recursion tls zeropages mremap \
-		gettimeofday clock dlopen stdio; do
+		gettimeofday clock dlopen stdio eventfds epoll inotify ptimer; do
 		TESTS+=("$app|-- $apps/$app")
 	done
+	TESTS+=("ptimer-fallback|-- $apps/ptimer fallback")	# without PR_TIMER_CREATE_RESTORE_IDS
 	TESTS+=("python|--count 150 -- $PY $root/test/apps/count.py 150")
 	TESTS+=("perl|--count 150 -- $PERL $root/test/apps/count.pl 150")
 	TESTS+=("migrate-counter|--mode migrate -- $apps/counter")
@@ -138,6 +139,7 @@ build_tests() {
 	TESTS+=("pipes|script $root/test/integration/multi.sh pipes 3 $apps/pipes")
 	TESTS+=("shmem|script $root/test/integration/multi.sh shmem 2 $apps/shmem")
 	TESTS+=("ptyshell|script $root/test/integration/multi.sh ptyshell 2 $apps/ptyshell")
+	TESTS+=("eventshare|script $root/test/integration/multi.sh eventshare 2 $apps/eventshare")
 }
 build_tests "$ROOT"
 

@@ -28,6 +28,7 @@
 #include "mtcp/nolibc/fmt.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
+#include "plugin/event/event.h"
 #include "plugin/fd/fd.h"
 #include "plugin/fd/stdio.h"
 #include "plugin/pty/pty.h"
@@ -228,8 +229,8 @@ static int fd_restart(void)
 		e->tmp = -1;
 		if (e->same_as >= 0)
 			continue;
-		if (e->kind == FD_ELSEWHERE)
-			continue;
+		if (e->kind == FD_ELSEWHERE || (e->kind == FD_OTHER && event_link_kind(path_of(e))))
+			continue;	/* plugin/pipe's, plugin/pty's, plugin/event's */
 		if (e->kind == FD_OTHER) {
 			log_warn("fd %d (%s) is not restored: only files, directories and devices are, so far",
 				 e->fd, e->path_len ? path_of(e) : "?");

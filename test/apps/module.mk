@@ -4,6 +4,7 @@
 TEST_APPS += counter threads signals bigmem filemap recursion tls zeropages mremap \
              gettimeofday clock dlopen stdio membench ticker
 TEST_APPS += corethreads forktree forkwait pidloop pipes shmem ptyshell
+TEST_APPS += eventfds epoll inotify ptimer eventshare
 
 # The rule builds each program from its one .c; the harness is a header.
 $(addprefix build/test/apps/,$(TEST_APPS)): test/lib/harness.h
