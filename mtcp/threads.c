@@ -123,6 +123,45 @@ void threads_fill_record(struct image_thread *rec, const ucontext_t *uc)
 	}
 }
 
+/* A blocking call the park signal interrupted returns EINTR once the
+ * handler is done: poll, select, epoll_wait, pause, sleeps... (the kernel
+ * restarts only what SA_RESTART covers). A program that blocks every
+ * signal of its own (and reads them with signalfd, as script(1) does) never
+ * expects EINTR from them, and gives up. So when the interrupted
+ * instruction is glibc's `mov $NR,%eax; syscall` (or with one
+ * `mov disp8(%rsp),%edi` between) for one of these calls and it returned
+ * EINTR, the thread goes back to the syscall instruction with eax = NR: the
+ * call runs again (a relative sleep with what the kernel left in its
+ * remaining-time argument, as glibc passes it; a poll timeout anew). */
+static void restart_interrupted(ucontext_t *uc)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	const unsigned char *ip = (const unsigned char *)(uintptr_t)g[REG_RIP];
+	const unsigned char *mov;
+	uint32_t nr;
+
+	if ((long)g[REG_RAX] != -EINTR || ((uintptr_t)ip & 0xfff) < 11 || ip[-2] != 0x0f || ip[-1] != 0x05)
+		return;
+	if (ip[-7] == 0xb8)
+		mov = ip - 7;
+	else if (ip[-11] == 0xb8 && ip[-6] == 0x8b && ip[-5] == 0x7c && ip[-4] == 0x24)
+		mov = ip - 11;
+	else
+		return;
+	nolibc_memcpy(&nr, mov + 1, sizeof(nr));
+	switch (nr) {
+	case __NR_poll: case __NR_select: case __NR_pause: case __NR_nanosleep:
+	case __NR_clock_nanosleep: case __NR_epoll_wait: case __NR_pselect6: case __NR_ppoll:
+	case __NR_epoll_pwait: case __NR_epoll_pwait2: case __NR_rt_sigtimedwait:
+	case __NR_rt_sigsuspend:
+		g[REG_RIP] -= 2;
+		g[REG_RAX] = nr;
+		break;
+	default:
+		break;
+	}
+}
+
 static void park_handler(int sig, siginfo_t *si, void *ucv)
 {
 	int saved_errno = errno, seq;
@@ -158,6 +197,7 @@ static void park_handler(int sig, siginfo_t *si, void *ucv)
 	proc_requeue_signals((pid_t)s->rec.tid);
 	if ((s->rec.flags & IMAGE_THREAD_MAIN) && sys_gettid() == sys_getpid())
 		proc_requeue_signals(0);
+	restart_interrupted(ucv);
 out:
 	errno = saved_errno;
 }
