@@ -84,21 +84,6 @@ static size_t nnotes;
 static int leader, ctty_index = -1;
 static int32_t fg_vpgid;
 
-int pty_kind(const struct stat *st)
-{
-	unsigned ma = major(st->st_rdev), mi = minor(st->st_rdev);
-
-	if (!S_ISCHR(st->st_mode))
-		return PTY_NONE;
-	if (ma == 5 && mi == 2)
-		return PTY_MASTER;
-	if (ma == 5 && mi == 0)
-		return PTY_CTTY;
-	if (ma >= 136 && ma <= 143)
-		return PTY_SLAVE;
-	return PTY_NONE;
-}
-
 static int note(int fd, const struct stat *st, void *arg)
 {
 	(void)arg;
