@@ -81,12 +81,13 @@ static void remove_proc(struct barrier *b, struct barrier_proc *p)
 	b->nprocs--;
 }
 
-static void send_welcome(struct barrier *b, uint64_t id, int status, uint32_t gen,
-			 const char *text)
+static void send_welcome_map(struct barrier *b, uint64_t id, int status, uint32_t gen,
+			     const char *text, uint32_t npids)
 {
 	struct coord_welcome w;
 
 	memset(&w, 0, sizeof(w));
+	w.npids = npids;
 	w.status = status;
 	w.generation = gen;
 	w.comp_id = b->comp_id;
@@ -95,6 +96,12 @@ static void send_welcome(struct barrier *b, uint64_t id, int status, uint32_t ge
 	snprintf(w.ckptdir, sizeof(w.ckptdir), "%s", b->ckptdir);
 	snprintf(w.text, sizeof(w.text), "%s", text ? text : "");
 	b->ops->send_welcome(b->ctx, id, &w);
+}
+
+static void send_welcome(struct barrier *b, uint64_t id, int status, uint32_t gen,
+			 const char *text)
+{
+	send_welcome_map(b, id, status, gen, text, 0);
 }
 
 static void reject(struct barrier *b, uint64_t id, const struct coord_hello_proc *h,
@@ -408,12 +415,16 @@ static void send_pidmaps(struct barrier *b, size_t n)
 }
 
 /* WELCOME for a process joining a running computation, then the pid map
- * if the computation has been restarted: a child forked or exec'd after
- * the restart must know the kernel pids of the others too. */
+ * if the computation has been restarted (WELCOME says how many entries
+ * follow, so the process can read them before its program runs): a child
+ * forked, spawned or exec'd after the restart must know the kernel pids of
+ * the others too. */
 static void welcome_member(struct barrier *b, uint64_t id)
 {
-	send_welcome(b, id, COORD_OK, b->last_gen, NULL);
-	if (b->npidmap && b->ops->send_pidmap)
+	uint32_t n = b->ops->send_pidmap ? (uint32_t)b->npidmap : 0;
+
+	send_welcome_map(b, id, COORD_OK, b->last_gen, NULL, n);
+	if (n)
 		b->ops->send_pidmap(b->ctx, id, b->pidmap, b->npidmap);
 }
 

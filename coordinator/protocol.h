@@ -83,8 +83,11 @@ struct coord_welcome {
 	uint32_t coord_pid;
 	char ckptdir[COORD_PATH_MAX];	/* coordinator's checkpoint directory */
 	char text[256];		/* reason when rejected */
+	uint32_t npids;		/* pid map entries that follow in PIDMAP messages (a
+				 * computation that was restarted), 0 if none */
+	uint32_t reserved2;
 };
-_Static_assert(sizeof(struct coord_welcome) == 4376, "wire layout changed");
+_Static_assert(sizeof(struct coord_welcome) == 4384, "wire layout changed");
 
 enum coord_op {
 	COORD_OP_STATUS = 1,

@@ -45,6 +45,7 @@ static void cb_welcome(void *ctx, uint64_t id, const struct coord_welcome *w)
 	struct ev *e = push(EV_WELCOME, id);
 
 	e->status = w->status;
+	e->nprocs = w->npids;
 	e->gen = w->generation;
 	e->comp_id = w->comp_id;
 	snprintf(e->text, sizeof(e->text), "%s", w->text);
@@ -1015,6 +1016,7 @@ static void pid_map_reaches_later_joiners(void **state)
 	/* a child of the restarted group joins: WELCOME, then the map */
 	assert_int_equal(barrier_join(b, 3, &h3), 0);
 	assert_int_equal(next_ev()->kind, EV_WELCOME);
+	assert_int_equal(evs[cursor - 1].nprocs, 5);	/* entries announced */
 	no_more();
 	assert_int_equal(nmaps, 3);
 	assert_int_equal(map_to[2], 3);
