@@ -1023,11 +1023,14 @@ static void exec_ident_parse(struct exec_ident *x)
 static void exec_ident_load_map(struct exec_ident *x)
 {
 	int32_t e[3 * 128];
+	off_t off = 0;
 	ssize_t r;
 
 	if (x->map_fd < 0)
 		return;
-	while ((r = read(x->map_fd, e, sizeof(e))) > 0) {
+	/* written before the exec: read from the start */
+	while ((r = pread(x->map_fd, e, sizeof(e), off)) > 0) {
+		off += r;
 		for (ssize_t k = 0; k + 1 <= r / (ssize_t)(3 * sizeof(e[0])); k++) {
 			if (e[3 * k + 2])
 				vpid_map_add_group(e[3 * k], e[3 * k + 1]);

@@ -35,6 +35,7 @@
 #include "mtcp/nolibc/fmt.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
+#include "mtcp/vpid.h"
 #include "mtcp/wrap_exec.h"
 #include "mtcp/wrap_signal.h"
 
@@ -360,19 +361,20 @@ CRYO_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_fil
 	return spawn(1, pid, file, fa, attr, argv, envp);
 }
 
-/* waitpid on a kernel pid (the children spawned here), past EINTR. */
-static pid_t wait_kernel(pid_t pid, int *status)
+/* waitpid on a child spawned here, past EINTR: by its virtual pid, which
+ * is another kernel pid after a restart (the wait returns EINTR then). */
+static pid_t wait_child(pid_t pid, int *status)
 {
 	long r;
 
 	do
-		r = sys_call4(__NR_wait4, pid, status, 0, NULL);
+		r = sys_call4(__NR_wait4, vpid_to_real(pid), status, 0, NULL);
 	while (r == -EINTR);
 	if (sys_failed(r)) {
 		errno = (int)-r;
 		return -1;
 	}
-	return (pid_t)r;
+	return pid;
 }
 
 /* system(): as glibc's, on the posix_spawn wrapper: SIGINT and SIGQUIT
@@ -412,7 +414,7 @@ CRYO_EXPORT int system(const char *line)
 	r = spawn(0, &pid, SHELL, NULL, &sa, argv, environ);
 	posix_spawnattr_destroy(&sa);
 	if (r == 0) {
-		if (wait_kernel(pid, &status) != pid)
+		if (wait_child(pid, &status) != pid)
 			status = -1;
 	} else {
 		status = W_EXITCODE(127, 0);	/* as a shell that could not run */
@@ -485,7 +487,7 @@ CRYO_EXPORT FILE *popen(const char *cmd, const char *mode)
 
 		close(mine);
 		if (r == 0)
-			wait_kernel(pid, NULL);
+			wait_child(pid, NULL);
 		pthread_mutex_unlock(&popen_lock);
 		free(e);
 		errno = err;
@@ -517,7 +519,7 @@ CRYO_EXPORT int pclose(FILE *f)
 		return real_pclose(f);
 	}
 	fclose(f);
-	if (wait_kernel(e->pid, &status) != e->pid)
+	if (wait_child(e->pid, &status) != e->pid)
 		status = -1;
 	free(e);
 	return status;
