@@ -18,6 +18,7 @@ struct vpid_ent {
 };
 
 static pid_t self, owner;
+static volatile unsigned epoch;
 static struct vpid_ent *map;	/* ckpt_mem */
 static volatile int nmap;
 
@@ -62,6 +63,12 @@ int vpid_map_reserve(void)
 void vpid_map_reset(void)
 {
 	nmap = 0;
+	__atomic_add_fetch(&epoch, 1, __ATOMIC_RELEASE);
+}
+
+unsigned vpid_epoch(void)
+{
+	return __atomic_load_n(&epoch, __ATOMIC_ACQUIRE);
 }
 
 static void add(pid_t vpid, pid_t real, int group)

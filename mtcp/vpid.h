@@ -37,6 +37,10 @@ void vpid_note_kernel_pid(void);
 int vpid_map_reserve(void);
 /* Forgets every mapping (a restart: the old kernel pids mean nothing). */
 void vpid_map_reset(void);
+/* How many times the map was reset: a call that carried a kernel pid into
+ * the kernel and fails after this changed was restarted by the kernel
+ * with a pid of the old incarnation, and must be made again. */
+unsigned vpid_epoch(void);
 /* Adds vpid -> kernel pid, a process. */
 void vpid_map_add(pid_t vpid, pid_t real);
 /* Adds a virtual process group or session id -> its kernel id now. */

@@ -365,11 +365,15 @@ CRYO_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_fil
  * is another kernel pid after a restart (the wait returns EINTR then). */
 static pid_t wait_child(pid_t pid, int *status)
 {
+	unsigned e;
 	long r;
 
-	do
+	do {
+		e = vpid_epoch();
 		r = sys_call4(__NR_wait4, vpid_to_real(pid), status, 0, NULL);
-	while (r == -EINTR);
+		/* ECHILD after a restart: the kernel restarted the wait with
+		 * the child's old kernel pid */
+	} while (r == -EINTR || (r == -ECHILD && vpid_epoch() != e));
 	if (sys_failed(r)) {
 		errno = (int)-r;
 		return -1;

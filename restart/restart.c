@@ -208,8 +208,8 @@ static int node_of_pid(const struct tree_node *t, int n, uint32_t pid)
  * the images is made by it; one whose leader is gone (a pipeline whose
  * first process exited) by its first member, which leads it now (the pid
  * map keeps its old id); a group from outside the computation (the shell's
- * that ran cryo_launch: a root's group that no image leads) is the one
- * cryo_restart runs in. A session is made by its leader (setsid); its
+ * that ran cryo_launch: the group of a root that was not an orphan, which
+ * no image leads) is the one cryo_restart runs in. A session is made by its leader (setsid); its
  * members are in it by being forked by it. */
 static void plan_groups(struct tree_node *t, int n)
 {
@@ -221,8 +221,10 @@ static void plan_groups(struct tree_node *t, int n)
 
 		t[i].group = node_of_pid(t, n, p->pgid);
 		if (t[i].group < 0) {
+			/* a root started from outside is in it; orphans that
+			 * init adopted (ppid 1) do not tell */
 			for (k = 0; k < n; k++)
-				if (t[k].parent < 0 && t[k].proc.pgid == p->pgid)
+				if (t[k].parent < 0 && t[k].proc.ppid != 1 && t[k].proc.pgid == p->pgid)
 					outer = 1;
 			if (outer) {
 				t[i].group = TREE_OUTER;
@@ -336,10 +338,15 @@ static int restart_tree(char **paths, int n, struct loader_opts *o, const char *
 		log_perror("map %d bytes shared by the restore processes", (int)(n * sizeof(*tree_sh)));
 		return 1;
 	}
+	/* This process becomes the root the user started (the program
+	 * cryo_launch ran): not an orphan that init (pid 1) adopted. */
+	for (i = 0; i < n && first_root < 0; i++)
+		if (t[i].parent < 0 && t[i].proc.ppid != 1)
+			first_root = i;
 	for (i = 0; i < n; i++) {
 		pid_t c;
 
-		if (t[i].parent >= 0)
+		if (t[i].parent >= 0 || i == first_root)
 			continue;
 		if (first_root < 0) {
 			first_root = i;

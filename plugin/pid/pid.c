@@ -147,10 +147,26 @@ CRYO_EXPORT int killpg(pid_t pgrp, int sig)
 	return real_killpg(pgrp > 0 ? vpid_group_to_real(pgrp) : pgrp, sig);
 }
 
+/* A wait blocked across a checkpoint is restarted by the kernel, in the
+ * restarted process, with the kernel pid of the old incarnation: ECHILD,
+ * and the epoch of the pid map has moved. Such a wait is made again, with
+ * the pid translated anew. */
+static int again(long r, unsigned epoch)
+{
+	return r < 0 && errno == ECHILD && vpid_epoch() != epoch;
+}
+
 CRYO_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
 {
+	unsigned e;
+	pid_t r;
+
 	REAL(pid_t, waitpid, (pid_t, int *, int));
-	return to_virt_ret(real_waitpid(to_real_arg(pid), status, options));
+	do {
+		e = vpid_epoch();
+		r = real_waitpid(to_real_arg(pid), status, options);
+	} while (again(r, e));
+	return to_virt_ret(r);
 }
 
 CRYO_EXPORT pid_t wait(int *status)
@@ -161,8 +177,15 @@ CRYO_EXPORT pid_t wait(int *status)
 
 CRYO_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 {
+	unsigned e;
+	pid_t r;
+
 	REAL(pid_t, wait4, (pid_t, int *, int, struct rusage *));
-	return to_virt_ret(real_wait4(to_real_arg(pid), status, options, ru));
+	do {
+		e = vpid_epoch();
+		r = real_wait4(to_real_arg(pid), status, options, ru);
+	} while (again(r, e));
+	return to_virt_ret(r);
 }
 
 static id_t waitid_id(idtype_t type, id_t id)
@@ -176,10 +199,14 @@ static id_t waitid_id(idtype_t type, id_t id)
 
 CRYO_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 {
+	unsigned e;
 	int r;
 
 	REAL(int, waitid, (idtype_t, id_t, siginfo_t *, int));
-	r = real_waitid(type, waitid_id(type, id), info, options);
+	do {
+		e = vpid_epoch();
+		r = real_waitid(type, waitid_id(type, id), info, options);
+	} while (again(r, e));
 	if (r == 0 && info && info->si_pid > 0)
 		info->si_pid = vpid_to_virt(info->si_pid);
 	return r;
