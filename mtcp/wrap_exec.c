@@ -96,7 +96,8 @@ void exec_env_init(void)
 		nolibc_strlcpy(lib_path, di.dli_fname, sizeof(lib_path));
 	if (environ) {
 		for (r = w = environ; *r; r++) {
-			if (strncmp(*r, PREFIX, PREFIX_LEN)) {
+			/* CRYO_TEST_*: the test harness's, not the library's */
+			if (strncmp(*r, PREFIX, PREFIX_LEN) || !strncmp(*r, PREFIX "TEST_", PREFIX_LEN + 5)) {
 				*w++ = *r;
 				continue;
 			}

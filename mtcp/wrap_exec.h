@@ -22,7 +22,7 @@
 /* ---- wrap_exec.c, for ckpt_thread.c ---- */
 
 /* Keeps every CRYO_* variable but CRYO_EXEC and takes them all out of
- * environ; notes libcryo.so's path for LD_PRELOAD. Constructor, after the
+ * environ (not CRYO_TEST_*: the test harness's own, test/lib/harness.h); notes libcryo.so's path for LD_PRELOAD. Constructor, after the
  * plugins' init (which may still read them). May allocate. */
 void exec_env_init(void);
 /* Replaces (or adds) a kept variable, e.g. the coordinator's address after
