@@ -218,11 +218,41 @@ static int read_pidmap(int fd, uint32_t n)
 	return 0;
 }
 
-/* Connects and registers. The fd, or -1 (logged). */
-static int coord_register(uint32_t flags)
+/* Reads WELCOME (and the pid map that may follow) on fd. 0; -1 (logged,
+ * fd closed) if none came, -2 if the coordinator refused this process. */
+static int coord_welcome(int fd)
+{
+	struct coord_welcome *w = (struct coord_welcome *)msg.raw;
+	struct coord_hdr hdr;
+
+	if (coord_recv(fd, &hdr, msg.raw, sizeof(msg.raw), 10000) != 1 || hdr.type != COORD_WELCOME ||
+	    hdr.len < sizeof(struct coord_welcome)) {
+		log_warn("the coordinator did not answer the registration: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (w->status != COORD_OK) {
+		w->text[sizeof(w->text) - 1] = '\0';
+		log_err("the coordinator refused this process: %s", w->text);
+		close(fd);
+		errno = EPERM;
+		return -2;
+	}
+	comp_id = w->comp_id;
+	if (w->generation > generation)
+		generation = w->generation;
+	if (w->npids && read_pidmap(fd, w->npids) < 0) {
+		log_warn("the coordinator did not send the pid map it announced: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connects and says HELLO. The fd, or -1 (logged). */
+static int coord_hello(uint32_t flags)
 {
 	struct coord_hello_proc h;
-	struct coord_hdr hdr;
 	int fd;
 
 	fd = coord_connect(&coord_addr, coord_addrlen, 5000);
@@ -255,34 +285,23 @@ static int coord_register(uint32_t flags)
 	}
 	gethostname(h.host, sizeof(h.host) - 1);
 	nolibc_strlcpy(h.program, program, sizeof(h.program));
-	if (coord_send(fd, COORD_HELLO_PROC, &h, sizeof(h)) < 0 ||
-	    coord_recv(fd, &hdr, msg.raw, sizeof(msg.raw), 10000) != 1 || hdr.type != COORD_WELCOME ||
-	    hdr.len < sizeof(struct coord_welcome)) {
-		log_warn("the coordinator did not answer the registration: %s", strerror(errno));
+	if (coord_send(fd, COORD_HELLO_PROC, &h, sizeof(h)) < 0) {
+		log_warn("the coordinator did not take the registration: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
-	{
-		struct coord_welcome *w = (struct coord_welcome *)msg.raw;
-
-		if (w->status != COORD_OK) {
-			w->text[sizeof(w->text) - 1] = '\0';
-			log_err("the coordinator refused this process: %s", w->text);
-			close(fd);
-			errno = EPERM;
-			return -2;
-		}
-		comp_id = w->comp_id;
-		if (w->generation > generation)
-			generation = w->generation;
-		if (w->npids && read_pidmap(fd, w->npids) < 0) {
-			log_warn("the coordinator did not send the pid map it announced: %s",
-				 strerror(errno));
-			close(fd);
-			return -1;
-		}
-	}
 	return fd;
+}
+
+/* Connects and registers. The fd, -1 (logged), or -2 if refused. */
+static int coord_register(uint32_t flags)
+{
+	int fd = coord_hello(flags), r;
+
+	if (fd < 0)
+		return -1;
+	r = coord_welcome(fd);
+	return r < 0 ? r : fd;
 }
 
 static void send_done(struct coord_barrier_done *d)
@@ -723,6 +742,24 @@ static int peek_message(int fd)
 	return (size_t)r == sizeof(h) + h.len ? 1 : (errno = EPROTO, -1);
 }
 
+/* A forked child's WELCOME (and the pid map after it) comes through the
+ * loop like any message: a child that execs at once hands the rest over
+ * to its next program. See join_computation_async. */
+static void on_welcome(const struct coord_welcome *w, uint32_t len)
+{
+	if (len < sizeof(*w))
+		return;
+	if (w->status != COORD_OK) {
+		log_err("the coordinator refused this process: %.*s", (int)sizeof(w->text), w->text);
+		close(coord_fd);
+		coord_fd = -1;
+		return;
+	}
+	comp_id = w->comp_id;
+	if (w->generation > generation)
+		generation = w->generation;
+}
+
 static void *ckpt_main(void *arg)
 {
 	(void)arg;
@@ -756,6 +793,9 @@ static void *ckpt_main(void *arg)
 			break;
 		case COORD_PIDMAP:
 			on_pidmap((const struct coord_pidmap *)msg.raw, hdr.len);
+			break;
+		case COORD_WELCOME:
+			on_welcome((const struct coord_welcome *)msg.raw, hdr.len);
 			break;
 		case COORD_KILL:
 			log_info("killed by the coordinator");
@@ -879,6 +919,22 @@ static int join_computation(uint32_t flags)
 	return start_ckpt_thread();
 }
 
+/* The same for a forked child, without waiting for the answer: HELLO is
+ * sent before fork() returns (the coordinator knows the child before it
+ * runs any of the program), WELCOME is read by the checkpoint thread (or
+ * the program the child execs, on the same connection). The
+ * child has its computation id and pid map from its parent already; the
+ * round trip to the coordinator was most of what a fork cost. */
+static void join_computation_async(void)
+{
+	int fd = coord_hello(0);
+
+	if (fd < 0)
+		return;
+	coord_fd = fd;
+	start_ckpt_thread();
+}
+
 int ckpt_pid_conflicts(pid_t k)
 {
 	return vpid_conflicts(k) || threads_real_tid(k) != k;
@@ -900,7 +956,7 @@ static void child_setup(void)
 	tmp_path[0] = '\0';
 	new_identity();
 	if (was_joined)
-		join_computation(0);
+		join_computation_async();
 }
 
 /* In a forked child (not after vfork or posix_spawn, whose child execs and

@@ -125,6 +125,7 @@ int main(int argc, char **argv)
 	T_CHECK(setpgid(l, l) == 0 || errno == EACCES, "setpgid(L): %s", strerror(errno));
 	m1 = start(l, 21);
 	m2 = start(l, 22);
+	gather(got, 3);		/* L, M1, M2: before E1 and E2 can answer */
 	d = fork();
 	T_CHECK(d >= 0, "fork: %s", strerror(errno));
 	if (d == 0) {
@@ -138,7 +139,6 @@ int main(int argc, char **argv)
 		_exit(0);
 	}
 	T_CHECK(reap(d) == 0, "D failed");
-	gather(got, 3);
 	gather(got, 2);		/* E1, E2 */
 	e[0] = got[0];
 	e[1] = got[1];
