@@ -54,6 +54,10 @@ struct barrier {
 	/* the restart group being gathered (held_nprocs 0: none) */
 	uint64_t held_comp;
 	uint32_t held_gen, held_nprocs;
+
+	/* the pid map of the last restart, sent to every later joiner */
+	struct coord_pid *pidmap;
+	size_t npidmap;
 };
 
 static uint64_t now(struct barrier *b)
@@ -77,12 +81,13 @@ static void remove_proc(struct barrier *b, struct barrier_proc *p)
 	b->nprocs--;
 }
 
-static void send_welcome(struct barrier *b, uint64_t id, int status, uint32_t gen,
-			 const char *text)
+static void send_welcome_map(struct barrier *b, uint64_t id, int status, uint32_t gen,
+			     const char *text, uint32_t npids)
 {
 	struct coord_welcome w;
 
 	memset(&w, 0, sizeof(w));
+	w.npids = npids;
 	w.status = status;
 	w.generation = gen;
 	w.comp_id = b->comp_id;
@@ -91,6 +96,12 @@ static void send_welcome(struct barrier *b, uint64_t id, int status, uint32_t ge
 	snprintf(w.ckptdir, sizeof(w.ckptdir), "%s", b->ckptdir);
 	snprintf(w.text, sizeof(w.text), "%s", text ? text : "");
 	b->ops->send_welcome(b->ctx, id, &w);
+}
+
+static void send_welcome(struct barrier *b, uint64_t id, int status, uint32_t gen,
+			 const char *text)
+{
+	send_welcome_map(b, id, status, gen, text, 0);
 }
 
 static void reject(struct barrier *b, uint64_t id, const struct coord_hello_proc *h,
@@ -351,30 +362,70 @@ static int group_complete(struct barrier *b)
 	return b->held_nprocs && held_count(b) >= b->held_nprocs;
 }
 
+/* Adds vid -> real to the map unless vid is there (first one wins: the
+ * members of one group agree on it anyway). */
+static void map_put(struct coord_pid *map, size_t *k, uint32_t vid, uint32_t real)
+{
+	for (size_t i = 0; i < *k; i++)
+		if (map[i].vpid == vid)
+			return;
+	map[*k].vpid = vid;
+	map[*k].real_pid = real;
+	(*k)++;
+}
+
 /* Tells each restarted process the kernel pids the group's virtual pids
- * now stand for (their HELLO said both). */
+ * now stand for, and the kernel ids of their process groups and sessions
+ * (their HELLO said both). The map is kept for processes that join later. */
 static void send_pidmaps(struct barrier *b, size_t n)
 {
 	struct coord_pid *map;
 	size_t i, k = 0;
 
-	if (!b->ops->send_pidmap || !n)
-		return;
-	map = calloc(n, sizeof(*map));
+	map = calloc(3 * n + 1, sizeof(*map));
 	if (!map) {
 		log_err("out of memory for a pid map of %zu processes", n);
 		return;
 	}
-	for (i = 0; i < b->nprocs && k < n; i++)
-		if (b->procs[i].state == BARRIER_P_RESTARTING) {
-			map[k].vpid = b->procs[i].hello.pid;
-			map[k].real_pid = b->procs[i].hello.real_pid;
-			k++;
-		}
+	for (i = 0; i < b->nprocs; i++) {
+		const struct coord_hello_proc *h = &b->procs[i].hello;
+
+		if (b->procs[i].state != BARRIER_P_RESTARTING)
+			continue;
+		map_put(map, &k, h->pid, h->real_pid);
+	}
+	for (i = 0; i < b->nprocs; i++) {
+		const struct coord_hello_proc *h = &b->procs[i].hello;
+
+		if (b->procs[i].state != BARRIER_P_RESTARTING)
+			continue;
+		if (h->pgid && h->real_pgid && h->pgid < COORD_PID_GROUP)
+			map_put(map, &k, h->pgid | COORD_PID_GROUP, h->real_pgid);
+		if (h->sid && h->real_sid && h->sid < COORD_PID_GROUP)
+			map_put(map, &k, h->sid | COORD_PID_GROUP, h->real_sid);
+	}
+	free(b->pidmap);
+	b->pidmap = map;
+	b->npidmap = k;
+	if (!b->ops->send_pidmap)
+		return;
 	for (i = 0; i < b->nprocs; i++)
 		if (b->procs[i].state == BARRIER_P_RESTARTING)
 			b->ops->send_pidmap(b->ctx, b->procs[i].id, map, k);
-	free(map);
+}
+
+/* WELCOME for a process joining a running computation, then the pid map
+ * if the computation has been restarted (WELCOME says how many entries
+ * follow, so the process can read them before its program runs): a child
+ * forked, spawned or exec'd after the restart must know the kernel pids of
+ * the others too. */
+static void welcome_member(struct barrier *b, uint64_t id)
+{
+	uint32_t n = b->ops->send_pidmap ? (uint32_t)b->npidmap : 0;
+
+	send_welcome_map(b, id, COORD_OK, b->last_gen, NULL, n);
+	if (n)
+		b->ops->send_pidmap(b->ctx, id, b->pidmap, b->npidmap);
 }
 
 static void start_restart(struct barrier *b)
@@ -416,7 +467,7 @@ static void start_next(struct barrier *b)
 		if (p->state != BARRIER_P_JOINING)
 			continue;
 		p->state = BARRIER_P_RUNNING;
-		send_welcome(b, p->id, COORD_OK, b->last_gen, NULL);
+		welcome_member(b, p->id);
 	}
 	if (b->seq != SEQ_NONE)
 		return;
@@ -444,6 +495,9 @@ static void end_computation(struct barrier *b)
 	b->comp_id = 0;
 	b->last_gen = 0;
 	b->held_nprocs = 0;
+	free(b->pidmap);
+	b->pidmap = NULL;
+	b->npidmap = 0;
 	b->ops->comp_end(b->ctx);
 }
 
@@ -466,6 +520,7 @@ void barrier_free(struct barrier *b)
 		return;
 	free(b->slots);
 	free(b->procs);
+	free(b->pidmap);
 	free(b);
 }
 
@@ -571,6 +626,8 @@ static int join_restarted(struct barrier *b, uint64_t id, const struct coord_hel
 int barrier_join(struct barrier *b, uint64_t id, const struct coord_hello_proc *h)
 {
 	struct barrier_proc *p;
+	uint64_t old_id = 0;
+	int have_old = 0;
 	char why[256];
 
 	if (find(b, id)) {
@@ -579,6 +636,19 @@ int barrier_join(struct barrier *b, uint64_t id, const struct coord_hello_proc *
 	}
 	if (h->flags & COORD_PROC_RESTARTED)
 		return join_restarted(b, id, h);
+	if (h->flags & COORD_PROC_EXEC) {
+		/* The same process after exec, which could not keep its
+		 * connection: its old entry (whose departure may not have been
+		 * seen yet) goes once the new one is in, so that it is never
+		 * counted twice and the computation does not end between. */
+		for (size_t i = 0; i < b->nprocs; i++)
+			if (b->procs[i].hello.upid == h->upid &&
+			    b->procs[i].state != BARRIER_P_EXITING) {
+				old_id = b->procs[i].id;
+				have_old = 1;
+				break;
+			}
+	}
 	if (h->comp_id && b->comp_id && h->comp_id != b->comp_id) {
 		snprintf(why, sizeof(why),
 			 "process belongs to computation %016llx; this coordinator runs %016llx",
@@ -599,10 +669,14 @@ int barrier_join(struct barrier *b, uint64_t id, const struct coord_hello_proc *
 	if (b->seq != SEQ_NONE) {
 		p->state = BARRIER_P_JOINING;	/* WELCOME when the sequence ends */
 		log_debug("process %u joins after the running sequence", h->pid);
-		return 0;
+	} else {
+		p->state = BARRIER_P_RUNNING;
+		welcome_member(b, id);
 	}
-	p->state = BARRIER_P_RUNNING;
-	send_welcome(b, id, COORD_OK, b->last_gen, NULL);
+	if (have_old) {
+		log_debug("process %u re-registered after exec", h->pid);
+		barrier_leave(b, old_id);
+	}
 	return 0;
 }
 

@@ -46,6 +46,8 @@ enum coord_type {
 /* Flags of coord_hello_proc. */
 #define COORD_PROC_RESTARTED	0x1u	/* joining after cryo_restart */
 #define COORD_PROC_EXIT_AFTER	0x2u	/* launched with --exit-after-ckpt */
+#define COORD_PROC_EXEC		0x4u	/* the same process (upid) after exec, on a new
+					 * connection: it replaces its old entry */
 
 struct coord_hello_proc {
 	uint64_t upid;		/* unique process id (stays the same across restarts) */
@@ -58,8 +60,13 @@ struct coord_hello_proc {
 	uint32_t nprocs;	/* restarted: processes in that checkpoint; else 0 */
 	char host[64];
 	char program[64];
+	/* Process group and session, virtual (as the program knows them) and
+	 * kernel ids now: after a restart they make the group entries of the
+	 * pid map (a group whose leader is gone or outside the computation). */
+	uint32_t pgid, real_pgid;
+	uint32_t sid, real_sid;
 };
-_Static_assert(sizeof(struct coord_hello_proc) == 168, "wire layout changed");
+_Static_assert(sizeof(struct coord_hello_proc) == 184, "wire layout changed");
 
 /* Status of coord_welcome and coord_reply. */
 enum coord_status {
@@ -76,8 +83,11 @@ struct coord_welcome {
 	uint32_t coord_pid;
 	char ckptdir[COORD_PATH_MAX];	/* coordinator's checkpoint directory */
 	char text[256];		/* reason when rejected */
+	uint32_t npids;		/* pid map entries that follow in PIDMAP messages (a
+				 * computation that was restarted), 0 if none */
+	uint32_t reserved2;
 };
-_Static_assert(sizeof(struct coord_welcome) == 4376, "wire layout changed");
+_Static_assert(sizeof(struct coord_welcome) == 4384, "wire layout changed");
 
 enum coord_op {
 	COORD_OP_STATUS = 1,
@@ -174,10 +184,15 @@ struct coord_report {
 _Static_assert(sizeof(struct coord_report) == 32, "wire layout changed");
 
 /* Virtual pid (as the program knows it) -> kernel pid now, for every
- * process of a restarted group. Sent before RESTART, in as many messages as
- * needed (each at most COORD_PIDMAP_MAX entries); the process adds them. */
+ * process of a restarted group, and for every process group and session
+ * they are in (vpid | COORD_PID_GROUP -> the group's or session's kernel
+ * id). Sent before RESTART, in as many messages as needed (each at most
+ * COORD_PIDMAP_MAX entries); the process adds them. The same map is sent,
+ * after WELCOME, to every process that joins the computation later (a
+ * child forked or exec'd after the restart). */
+#define COORD_PID_GROUP 0x80000000u
 struct coord_pid {
-	uint32_t vpid;
+	uint32_t vpid;		/* | COORD_PID_GROUP for a group or session id */
 	uint32_t real_pid;
 };
 _Static_assert(sizeof(struct coord_pid) == 8, "wire layout changed");

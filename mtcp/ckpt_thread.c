@@ -27,6 +27,7 @@
 #define LOG_PREFIX ""
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -52,6 +53,7 @@
 #include "mtcp/sys.h"
 #include "mtcp/util.h"
 #include "mtcp/vpid.h"
+#include "mtcp/wrap_exec.h"
 #include "mtcp/wrap_signal.h"
 #include "plugin/plugin.h"
 #include "plugin/share.h"
@@ -87,6 +89,10 @@ static char program[64];
 
 /* State of the current checkpoint. */
 static int coord_fd = -1;
+/* Held by the checkpoint thread while it handles a message, and by a
+ * thread that execs: a message is either handled whole by this program or
+ * left whole in the socket for the next one. 0 free, 1 held, 2 contended. */
+static volatile int msg_lock;
 static struct image_writer *writer;
 static int parked;
 static int migrated_report;
@@ -190,11 +196,63 @@ static int reserve_fd(int fd)
 	return nfd < 0 ? fd : nfd;
 }
 
-/* Connects and registers. The fd, or -1 (logged). */
-static int coord_register(uint32_t flags)
+static void on_pidmap(const struct coord_pidmap *m, uint32_t len);
+
+/* The n pid map entries that follow WELCOME in a restarted computation,
+ * read before the program runs: its first getppid() must be right. */
+static int read_pidmap(int fd, uint32_t n)
+{
+	struct coord_hdr hdr;
+	uint32_t got = 0;
+
+	while (got < n) {
+		if (coord_recv(fd, &hdr, msg.raw, sizeof(msg.raw), 10000) != 1)
+			return -1;
+		if (hdr.type != COORD_PIDMAP) {
+			errno = EPROTO;
+			return -1;
+		}
+		on_pidmap((const struct coord_pidmap *)msg.raw, hdr.len);
+		got += ((const struct coord_pidmap *)msg.raw)->n;
+	}
+	return 0;
+}
+
+/* Reads WELCOME (and the pid map that may follow) on fd. 0; -1 (logged,
+ * fd closed) if none came, -2 if the coordinator refused this process. */
+static int coord_welcome(int fd)
+{
+	struct coord_welcome *w = (struct coord_welcome *)msg.raw;
+	struct coord_hdr hdr;
+
+	if (coord_recv(fd, &hdr, msg.raw, sizeof(msg.raw), 10000) != 1 || hdr.type != COORD_WELCOME ||
+	    hdr.len < sizeof(struct coord_welcome)) {
+		log_warn("the coordinator did not answer the registration: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (w->status != COORD_OK) {
+		w->text[sizeof(w->text) - 1] = '\0';
+		log_err("the coordinator refused this process: %s", w->text);
+		close(fd);
+		errno = EPERM;
+		return -2;
+	}
+	comp_id = w->comp_id;
+	if (w->generation > generation)
+		generation = w->generation;
+	if (w->npids && read_pidmap(fd, w->npids) < 0) {
+		log_warn("the coordinator did not send the pid map it announced: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connects and says HELLO. The fd, or -1 (logged). */
+static int coord_hello(uint32_t flags)
 {
 	struct coord_hello_proc h;
-	struct coord_hdr hdr;
 	int fd;
 
 	fd = coord_connect(&coord_addr, coord_addrlen, 5000);
@@ -209,36 +267,41 @@ static int coord_register(uint32_t flags)
 	h.comp_id = comp_id;
 	h.pid = (uint32_t)vpid_self();
 	h.real_pid = (uint32_t)vpid_kernel_pid();
-	h.ppid = (uint32_t)getppid();	/* the wrapper's: virtual */
+	h.real_pgid = (uint32_t)sys_call1(__NR_getpgid, 0);
+	h.real_sid = (uint32_t)sys_call1(__NR_getsid, 0);
 	h.flags = flags | (exit_after ? COORD_PROC_EXIT_AFTER : 0);
 	if (flags & COORD_PROC_RESTARTED) {
+		/* The map is empty until PIDMAP: the virtual ids are the image's. */
 		h.generation = generation;
 		h.nprocs = nprocs;
+		h.ppid = saved_proc.ppid;
+		h.pgid = saved_proc.pgid;
+		h.sid = saved_proc.sid;
+	} else {
+		/* the wrappers': virtual */
+		h.ppid = (uint32_t)getppid();
+		h.pgid = (uint32_t)getpgid(0);
+		h.sid = (uint32_t)getsid(0);
 	}
 	gethostname(h.host, sizeof(h.host) - 1);
 	nolibc_strlcpy(h.program, program, sizeof(h.program));
-	if (coord_send(fd, COORD_HELLO_PROC, &h, sizeof(h)) < 0 ||
-	    coord_recv(fd, &hdr, msg.raw, sizeof(msg.raw), 10000) != 1 || hdr.type != COORD_WELCOME ||
-	    hdr.len < sizeof(struct coord_welcome)) {
-		log_warn("the coordinator did not answer the registration: %s", strerror(errno));
+	if (coord_send(fd, COORD_HELLO_PROC, &h, sizeof(h)) < 0) {
+		log_warn("the coordinator did not take the registration: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
-	{
-		struct coord_welcome *w = (struct coord_welcome *)msg.raw;
-
-		if (w->status != COORD_OK) {
-			w->text[sizeof(w->text) - 1] = '\0';
-			log_err("the coordinator refused this process: %s", w->text);
-			close(fd);
-			errno = EPERM;
-			return -2;
-		}
-		comp_id = w->comp_id;
-		if (w->generation > generation)
-			generation = w->generation;
-	}
 	return fd;
+}
+
+/* Connects and registers. The fd, -1 (logged), or -2 if refused. */
+static int coord_register(uint32_t flags)
+{
+	int fd = coord_hello(flags), r;
+
+	if (fd < 0)
+		return -1;
+	r = coord_welcome(fd);
+	return r < 0 ? r : fd;
 }
 
 static void send_done(struct coord_barrier_done *d)
@@ -614,8 +677,14 @@ static void on_pidmap(const struct coord_pidmap *m, uint32_t len)
 		log_warn("ignoring a malformed pid map");
 		return;
 	}
-	for (i = 0; i < m->n; i++)
-		vpid_map_add((pid_t)m->ents[i].vpid, (pid_t)m->ents[i].real_pid);
+	for (i = 0; i < m->n; i++) {
+		uint32_t v = m->ents[i].vpid;
+
+		if (v & COORD_PID_GROUP)
+			vpid_map_add_group((pid_t)(v & ~COORD_PID_GROUP), (pid_t)m->ents[i].real_pid);
+		else
+			vpid_map_add((pid_t)v, (pid_t)m->ents[i].real_pid);
+	}
 	log_debug("pid map: %u processes", m->n);
 }
 
@@ -631,6 +700,66 @@ static void lost_coordinator(void)
 	release();
 }
 
+static void msg_lock_take(void)
+{
+	int c = 0;
+
+	if (__atomic_compare_exchange_n(&msg_lock, &c, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return;
+	if (c != 2)
+		c = __atomic_exchange_n(&msg_lock, 2, __ATOMIC_ACQUIRE);
+	while (c != 0) {
+		/* interrupted by the park signal: parked, then wait again */
+		sys_futex(&msg_lock, FUTEX_WAIT_PRIVATE, 2, NULL);
+		c = __atomic_exchange_n(&msg_lock, 2, __ATOMIC_ACQUIRE);
+	}
+}
+
+static void msg_lock_drop(void)
+{
+	if (__atomic_exchange_n(&msg_lock, 0, __ATOMIC_RELEASE) == 2)
+		sys_futex(&msg_lock, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+/* Waits until a whole message is in the socket, without taking it. 1, 0
+ * at EOF, -1 with errno. */
+static int peek_message(int fd)
+{
+	static char peek[sizeof(struct coord_hdr) + COORD_MSG_MAX];
+	struct coord_hdr h;
+	ssize_t r;
+
+	r = recv(fd, &h, sizeof(h), MSG_PEEK | MSG_WAITALL);
+	if (r <= 0)
+		return (int)r;
+	if ((size_t)r < sizeof(h) || h.len > COORD_MSG_MAX) {
+		errno = EPROTO;
+		return -1;
+	}
+	r = recv(fd, peek, sizeof(h) + h.len, MSG_PEEK | MSG_WAITALL);
+	if (r <= 0)
+		return (int)r;
+	return (size_t)r == sizeof(h) + h.len ? 1 : (errno = EPROTO, -1);
+}
+
+/* A forked child's WELCOME (and the pid map after it) comes through the
+ * loop like any message: a child that execs at once hands the rest over
+ * to its next program. See join_computation_async. */
+static void on_welcome(const struct coord_welcome *w, uint32_t len)
+{
+	if (len < sizeof(*w))
+		return;
+	if (w->status != COORD_OK) {
+		log_err("the coordinator refused this process: %.*s", (int)sizeof(w->text), w->text);
+		close(coord_fd);
+		coord_fd = -1;
+		return;
+	}
+	comp_id = w->comp_id;
+	if (w->generation > generation)
+		generation = w->generation;
+}
+
 static void *ckpt_main(void *arg)
 {
 	(void)arg;
@@ -642,11 +771,17 @@ static void *ckpt_main(void *arg)
 			pause();
 			continue;
 		}
-		r = coord_recv(coord_fd, &hdr, msg.raw, sizeof(msg.raw), -1);
+		/* Peeked first, taken and handled under the lock: a thread that
+		 * execs holds the lock, and the new program finds the message. */
+		r = peek_message(coord_fd);
 		if (r < 0 && errno == EINTR)
 			continue;
+		msg_lock_take();
+		if (r > 0)
+			r = coord_recv(coord_fd, &hdr, msg.raw, sizeof(msg.raw), -1);
 		if (r <= 0) {
 			lost_coordinator();
+			msg_lock_drop();
 			continue;
 		}
 		switch (hdr.type) {
@@ -659,6 +794,9 @@ static void *ckpt_main(void *arg)
 		case COORD_PIDMAP:
 			on_pidmap((const struct coord_pidmap *)msg.raw, hdr.len);
 			break;
+		case COORD_WELCOME:
+			on_welcome((const struct coord_welcome *)msg.raw, hdr.len);
+			break;
 		case COORD_KILL:
 			log_info("killed by the coordinator");
 			kill(getpid(), SIGKILL);
@@ -666,6 +804,7 @@ static void *ckpt_main(void *arg)
 		default:
 			log_debug("ignoring message type %u", hdr.type);
 		}
+		msg_lock_drop();
 	}
 	return NULL;
 }
@@ -678,6 +817,7 @@ static void restarted(void)
 	int fd;
 
 	threads_wait_restarted();
+	vpid_note_kernel_pid();
 	if (writer)
 		codec->writer_restarted(writer);	/* writer != NULL: the codec is loaded */
 	if (ri->blob_len)
@@ -706,6 +846,16 @@ static void restarted(void)
 	if (parse_numeric(addr, &coord_addr, &coord_addrlen) < 0) {
 		log_warn("bad coordinator address %s from cryo_restart", addr);
 	} else {
+		char port[16], lv[2] = { (char)('0' + (ri->log_level & 3)), '\0' };
+
+		/* What the programs this one starts from now on must join. */
+		nolibc_snprintf(port, sizeof(port), "%d", ri->coord_port);
+		exec_env_set("CRYO_COORD_HOST", ri->coord_host);
+		exec_env_set("CRYO_COORD_PORT", port);
+		if (ri->log_level >= 0)
+			exec_env_set("CRYO_LOG", lv);
+		if (ri->log_file[0])
+			exec_env_set("CRYO_LOG_FILE", ri->log_file);
 		fd = coord_register(COORD_PROC_RESTARTED);
 		if (fd == -2)
 			sys_exit_group(1);
@@ -733,20 +883,15 @@ static void new_identity(void)
 		upid = ((uint64_t)getpid() << 32) ^ util_now_ns(CLOCK_REALTIME);
 }
 
-/* Registers with the coordinator and starts the checkpoint thread (with
- * every signal blocked, which it keeps). 0, or -1 after logging: the
- * process then runs on without checkpoints. */
-static int join_computation(void)
+/* Starts the checkpoint thread on coord_fd (with every signal blocked,
+ * which it keeps). 0, or -1 after logging. */
+static int start_ckpt_thread(void)
 {
 	pthread_attr_t attr;
 	pthread_t th;
 	sigset_t all, old;
-	int fd, ret = 0;
+	int ret = 0;
 
-	fd = coord_register(0);
-	if (fd < 0)
-		return -1;
-	coord_fd = fd;
 	sigfillset(&all);
 	real_pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
@@ -762,19 +907,205 @@ static int join_computation(void)
 	return ret;
 }
 
-/* In a forked child (not after vfork or posix_spawn, whose child execs and
- * joins from the constructor): the parent's checkpoint thread was not
- * copied and its coordinator socket is the parent's. The child becomes a
- * process of the computation of its own, before fork() returns in it. */
-static void after_fork_child(void)
+/* Registers with the coordinator and starts the checkpoint thread. 0, or
+ * -1 after logging: the process then runs on without checkpoints. */
+static int join_computation(uint32_t flags)
 {
+	int fd = coord_register(flags);
+
+	if (fd < 0)
+		return -1;
+	coord_fd = fd;
+	return start_ckpt_thread();
+}
+
+/* The same for a forked child, without waiting for the answer: HELLO is
+ * sent before fork() returns (the coordinator knows the child before it
+ * runs any of the program), WELCOME is read by the checkpoint thread (or
+ * the program the child execs, on the same connection). The
+ * child has its computation id and pid map from its parent already; the
+ * round trip to the coordinator was most of what a fork cost. */
+static void join_computation_async(void)
+{
+	int fd = coord_hello(0);
+
+	if (fd < 0)
+		return;
+	coord_fd = fd;
+	start_ckpt_thread();
+}
+
+int ckpt_pid_conflicts(pid_t k)
+{
+	return vpid_conflicts(k) || threads_real_tid(k) != k;
+}
+
+/* A child process of this one, not yet in the computation (its memory is
+ * a copy, the parent's checkpoint thread was not copied and the
+ * coordinator socket is the parent's): becomes a process of its own and
+ * joins if the parent had. */
+static void child_setup(void)
+{
+	int was_joined = coord_fd >= 0;
+
+	msg_lock = 0;	/* the parent's checkpoint thread may have held it */
 	if (coord_fd >= 0)
 		close(coord_fd);
 	coord_fd = -1;
 	parked = 0;
 	tmp_path[0] = '\0';
 	new_identity();
-	join_computation();
+	if (was_joined)
+		join_computation_async();
+}
+
+/* In a forked child (not after vfork or posix_spawn, whose child execs and
+ * joins from the constructor), before fork() returns in it. A child whose
+ * kernel pid the computation still uses as a virtual one leaves at once:
+ * the fork wrapper (wrap_fork.c) reaps it and forks again. */
+static void after_fork_child(void)
+{
+	if (ckpt_pid_conflicts(vpid_kernel_pid()))
+		sys_exit_group(0);
+	child_setup();
+}
+
+void ckpt_child_start(void)
+{
+	child_setup();
+}
+
+int ckpt_is_owner(void)
+{
+	return vpid_kernel_pid() == vpid_owner();
+}
+
+/* The map, for the next program: a memfd that survives exec. Its fd, or -1. */
+static int map_to_memfd(void)
+{
+	size_t i, n = vpid_map_count();
+	int32_t e[3 * 128];
+	long fd;
+
+	if (!n)
+		return -1;
+	fd = sys_memfd_create("cryo-pidmap", 0);
+	if (sys_failed(fd)) {
+		log_syserr((int)-fd, "pass the pid map across exec");
+		return -1;
+	}
+	for (i = 0; i < n;) {
+		size_t k = 0;
+
+		for (; i < n && k < 128; i++, k++) {
+			pid_t v, r;
+			int g;
+
+			vpid_map_get(i, &v, &r, &g);
+			e[3 * k] = v;
+			e[3 * k + 1] = r;
+			e[3 * k + 2] = g;
+		}
+		if (util_write_all((int)fd, e, k * 3 * sizeof(e[0])) < 0) {
+			log_perror("pass the pid map across exec");
+			sys_close((int)fd);
+			return -1;
+		}
+	}
+	return (int)fd;
+}
+
+static int exec_map_fd = -1;
+
+void ckpt_exec_begin(char *ident, size_t n)
+{
+	ident[0] = '\0';
+	msg_lock_take();
+	if (coord_fd < 0)
+		return;
+	/* The connection stays this process's across the exec. */
+	if (fcntl(coord_fd, F_SETFD, 0) < 0)
+		return;
+	exec_map_fd = map_to_memfd();
+	nolibc_snprintf(ident, n, "%s=%d,%d,%llx,%llx,%d,%u,%d", EXEC_ENV_IDENT, (int)vpid_owner(),
+			coord_fd, (unsigned long long)upid, (unsigned long long)comp_id, (int)vpid_self(),
+			generation, exec_map_fd);
+}
+
+void ckpt_exec_end(void)
+{
+	int saved = errno;
+
+	if (coord_fd >= 0)
+		fcntl(coord_fd, F_SETFD, FD_CLOEXEC);
+	if (exec_map_fd >= 0)
+		close(exec_map_fd);
+	exec_map_fd = -1;
+	msg_lock_drop();
+	errno = saved;
+}
+
+/* What an exec'd program inherits from the process it was (CRYO_EXEC). */
+struct exec_ident {
+	int valid;
+	int fd, map_fd;
+	pid_t vpid;
+};
+
+/* Reads CRYO_EXEC. Only this very process's (the kernel pid it names is
+ * ours), else it is ignored. */
+static void exec_ident_parse(struct exec_ident *x)
+{
+	const char *e = getenv(EXEC_ENV_IDENT);
+	unsigned long long u, c;
+	int kpid, fd, vpid, mfd;
+	unsigned gen;
+
+	memset(x, 0, sizeof(*x));
+	if (!e || sscanf(e, "%d,%d,%llx,%llx,%d,%u,%d", &kpid, &fd, &u, &c, &vpid, &gen, &mfd) != 7 ||
+	    kpid != vpid_kernel_pid() || !u || vpid <= 0)
+		return;
+	x->valid = 1;
+	x->fd = fd;
+	x->map_fd = mfd;
+	x->vpid = vpid;
+	upid = u;
+	comp_id = c;
+	generation = gen;
+	vpid_set_self(vpid);
+}
+
+/* The pid map the process had before exec. */
+static void exec_ident_load_map(struct exec_ident *x)
+{
+	int32_t e[3 * 128];
+	off_t off = 0;
+	ssize_t r;
+
+	if (x->map_fd < 0)
+		return;
+	/* written before the exec: read from the start */
+	while ((r = pread(x->map_fd, e, sizeof(e), off)) > 0) {
+		off += r;
+		for (ssize_t k = 0; k + 1 <= r / (ssize_t)(3 * sizeof(e[0])); k++) {
+			if (e[3 * k + 2])
+				vpid_map_add_group(e[3 * k], e[3 * k + 1]);
+			else
+				vpid_map_add(e[3 * k], e[3 * k + 1]);
+		}
+	}
+	close(x->map_fd);
+}
+
+/* The connection the process had before exec, if it is still one. */
+static int exec_ident_take_fd(const struct exec_ident *x)
+{
+	struct stat st;
+
+	if (x->fd < 0 || fstat(x->fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	fcntl(x->fd, F_SETFD, FD_CLOEXEC);
+	return reserve_fd(x->fd);
 }
 
 static void read_config(void)
@@ -827,6 +1158,7 @@ static void read_config(void)
 __attribute__((constructor)) static void cryo_init(void)
 {
 	const char *e = getenv("CRYO_DISABLE");
+	struct exec_ident x;
 
 	if (e && *e == '1')
 		return;
@@ -835,9 +1167,24 @@ __attribute__((constructor)) static void cryo_init(void)
 	read_config();
 	if (log_fd() != 2)
 		log_setup(log_level_cur, reserve_fd(log_fd()));
-	new_identity();
-	if (threads_init() < 0 || plugin_run(PLUGIN_INIT) < 0 || !coord_addrlen)
+	exec_ident_parse(&x);
+	if (!x.valid)
+		new_identity();
+	if (threads_init() < 0 || plugin_run(PLUGIN_INIT) < 0) {
+		exec_env_init();
 		return;
-	if (join_computation() == 0)
-		pthread_atfork(NULL, NULL, after_fork_child);
+	}
+	if (x.valid)
+		exec_ident_load_map(&x);
+	exec_env_init();
+	pthread_atfork(NULL, NULL, after_fork_child);
+	if (!coord_addrlen)
+		return;
+	if (x.valid && (coord_fd = exec_ident_take_fd(&x)) >= 0)
+		/* The same process after exec, on the same connection: the
+		 * coordinator sees no change, and a message it sent meanwhile
+		 * is still in the socket. */
+		start_ckpt_thread();
+	else
+		join_computation(x.valid ? COORD_PROC_EXEC : 0);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -177,24 +178,112 @@ struct tree_node {
 	struct image_header hdr;
 	struct image_process proc;
 	int parent;		/* index, -1 for a root */
+	int group;		/* index of the node that makes this node's process
+				 * group (itself for a leader or a founder),
+				 * TREE_OUTER: the group cryo_restart runs in */
+	int new_session;	/* calls setsid(): the session's leader */
 };
+
+#define TREE_OUTER (-1)
+
+/* Shared by the restore processes: each node's kernel pid once its group
+ * exists, for the members of that group to join it. */
+struct tree_shared {
+	volatile pid_t real;
+	volatile int group_ready;
+};
+
+static struct tree_shared *tree_sh;
+static pid_t outer_pgrp;
+
+static int node_of_pid(const struct tree_node *t, int n, uint32_t pid)
+{
+	for (int k = 0; k < n; k++)
+		if (t[k].proc.pid == pid)
+			return k;
+	return -1;
+}
+
+/* Who makes each process group and session. A group whose leader is among
+ * the images is made by it; one whose leader is gone (a pipeline whose
+ * first process exited) by its first member, which leads it now (the pid
+ * map keeps its old id); a group from outside the computation (the shell's
+ * that ran cryo_launch: the group of a root that was not an orphan, which
+ * no image leads) is the one cryo_restart runs in. A session is made by its leader (setsid); its
+ * members are in it by being forked by it. */
+static void plan_groups(struct tree_node *t, int n)
+{
+	int i, k;
+
+	for (i = 0; i < n; i++) {
+		const struct image_process *p = &t[i].proc;
+		int outer = 0;
+
+		t[i].group = node_of_pid(t, n, p->pgid);
+		if (t[i].group < 0) {
+			/* a root started from outside is in it; orphans that
+			 * init adopted (ppid 1) do not tell */
+			for (k = 0; k < n; k++)
+				if (t[k].parent < 0 && t[k].proc.ppid != 1 && t[k].proc.pgid == p->pgid)
+					outer = 1;
+			if (outer) {
+				t[i].group = TREE_OUTER;
+			} else {
+				for (k = 0; k < n && t[k].proc.pgid != p->pgid; k++)
+					;
+				t[i].group = k;	/* the founder: first member */
+			}
+		}
+		/* A session whose leader is gone stays the one the process is
+		 * forked in: the pid map still shows the program its id. */
+		t[i].new_session = p->sid == p->pid;
+	}
+}
+
+/* Joins the node's process group once it exists. */
+static void join_group(struct tree_node *t, int i)
+{
+	int g = t[i].group, waited;
+	pid_t want;
+
+	if (g == i)
+		return;
+	if (g == TREE_OUTER) {
+		want = outer_pgrp;
+	} else {
+		for (waited = 0; !tree_sh[g].group_ready && waited < 10000; waited++)
+			usleep(1000);
+		if (!tree_sh[g].group_ready) {
+			log_warn("%s: the process group %u was not made in 10 s", t[i].path, t[i].proc.pgid);
+			return;
+		}
+		want = tree_sh[g].real;
+	}
+	if (getpgrp() != want && setpgid(0, want) < 0)
+		log_pwarn("%s: join the process group %u of pid %u", t[i].path, t[i].proc.pgid,
+			  t[i].proc.pid);
+}
 
 /* In a fresh process for node i: its session or group first (children
  * inherit them), then its children, each forked from it so that it is
- * their parent again, then its own image. Never returns. */
+ * their parent again, then the group it is a member of (its leader may be
+ * anywhere in the tree: every node is forked before any waits), then its
+ * own image. Never returns. */
 static __attribute__((noreturn)) void restore_node(struct tree_node *t, int n, int i, struct loader_opts *o,
 						   const char *host)
 {
 	const struct image_process *p = &t[i].proc;
 	int k;
 
-	if (p->sid == p->pid) {
+	if (t[i].new_session) {
 		if (setsid() < 0)
 			log_pwarn("%s: restore the session of pid %u", t[i].path, p->pid);
-	} else if (p->pgid == p->pid) {
+	} else if (t[i].group == i) {
 		if (setpgid(0, 0) < 0)
 			log_pwarn("%s: restore the process group of pid %u", t[i].path, p->pid);
 	}
+	tree_sh[i].real = getpid();
+	__atomic_store_n(&tree_sh[i].group_ready, 1, __ATOMIC_RELEASE);
 	for (k = 0; k < n; k++) {
 		pid_t c;
 
@@ -208,6 +297,8 @@ static __attribute__((noreturn)) void restore_node(struct tree_node *t, int n, i
 		if (c == 0)
 			restore_node(t, n, k, o, host);
 	}
+	if (!t[i].new_session)
+		join_group(t, i);
 	restore_one(t[i].path, o, host);
 	exit(1);
 }
@@ -239,10 +330,23 @@ static int restart_tree(char **paths, int n, struct loader_opts *o, const char *
 			if (k != i && t[k].proc.pid == t[i].proc.ppid)
 				t[i].parent = k;
 	}
+	plan_groups(t, n);
+	outer_pgrp = getpgrp();
+	tree_sh = mmap(NULL, (size_t)n * sizeof(*tree_sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	if (tree_sh == MAP_FAILED) {
+		log_perror("map %d bytes shared by the restore processes", (int)(n * sizeof(*tree_sh)));
+		return 1;
+	}
+	/* This process becomes the root the user started (the program
+	 * cryo_launch ran): not an orphan that init (pid 1) adopted. */
+	for (i = 0; i < n && first_root < 0; i++)
+		if (t[i].parent < 0 && t[i].proc.ppid != 1)
+			first_root = i;
 	for (i = 0; i < n; i++) {
 		pid_t c;
 
-		if (t[i].parent >= 0)
+		if (t[i].parent >= 0 || i == first_root)
 			continue;
 		if (first_root < 0) {
 			first_root = i;

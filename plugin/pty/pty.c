@@ -195,7 +195,7 @@ static void read_session(void)
 		if (ma >= 136 && ma <= 143)
 			ctty_index = (int)((ma - 136) * 256 + mi);
 	}
-	fg_vpgid = v[4] > 0 ? vpid_to_virt((pid_t)v[4]) : 0;
+	fg_vpgid = v[4] > 0 ? vpid_group_to_virt((pid_t)v[4]) : 0;
 }
 
 static int pty_elect(void)
@@ -482,7 +482,7 @@ static int pty_restart_resume(void)
 		e->tmp = e->master = -1;
 	}
 	if (leader && ctty_index >= 0 && ctty_fd >= 0 && fg_vpgid) {
-		pid_t pg = vpid_to_real(fg_vpgid);
+		pid_t pg = vpid_group_to_real(fg_vpgid);
 		long r = sys_ioctl(ctty_fd, TIOCSPGRP, &pg);
 
 		if (sys_failed(r))

@@ -45,6 +45,7 @@ static void cb_welcome(void *ctx, uint64_t id, const struct coord_welcome *w)
 	struct ev *e = push(EV_WELCOME, id);
 
 	e->status = w->status;
+	e->nprocs = w->npids;
 	e->gen = w->generation;
 	e->comp_id = w->comp_id;
 	snprintf(e->text, sizeof(e->text), "%s", w->text);
@@ -946,6 +947,108 @@ static void kill_all(void **state)
 	no_more();
 }
 
+/* The pid maps sent, for the tests that look at them. */
+static struct coord_pid maps[8][16];
+static size_t map_n[8];
+static uint64_t map_to[8];
+static size_t nmaps;
+
+static void cb_pidmap(void *ctx, uint64_t id, const struct coord_pid *map, size_t n)
+{
+	assert_true(nmaps < 8 && n <= 16);
+	memcpy(maps[nmaps], map, n * sizeof(*map));
+	map_n[nmaps] = n;
+	map_to[nmaps++] = id;
+}
+
+static const struct barrier_ops map_ops = {
+	.send_welcome = cb_welcome,
+	.send_barrier = cb_barrier,
+	.send_kill = cb_kill,
+	.send_pidmap = cb_pidmap,
+	.ckpt_done = cb_done,
+	.comp_end = cb_end,
+	.now_ns = cb_now,
+	.random64 = cb_random,
+};
+
+static int has(size_t m, uint32_t vid, uint32_t real)
+{
+	for (size_t i = 0; i < map_n[m]; i++)
+		if (maps[m][i].vpid == vid && maps[m][i].real_pid == real)
+			return 1;
+	return 0;
+}
+
+/* Restarted members get the group's map (processes, their groups and
+ * sessions) before RESTART; a process that joins afterwards (a child forked
+ * or exec'd after the restart) gets the same map after its WELCOME. */
+static void pid_map_reaches_later_joiners(void **state)
+{
+	struct barrier *b = barrier_new(&map_ops, NULL);
+	struct coord_hello_proc h1 = hello(501), h2 = hello(502), h3 = hello(900);
+	uint64_t ids[] = { 1, 2 };
+
+	(void)state;
+	nev = cursor = nmaps = 0;
+	h1.flags = h2.flags = COORD_PROC_RESTARTED;
+	h1.comp_id = h2.comp_id = h3.comp_id = 0xabc;
+	h1.generation = h2.generation = 4;
+	h1.nprocs = h2.nprocs = 2;
+	/* 501 leads group 501; 502 is a member whose group leader 600 is gone */
+	h1.pgid = 501, h1.real_pgid = 1501, h1.sid = 77, h1.real_sid = 88;
+	h2.pgid = 600, h2.real_pgid = 1502, h2.sid = 77, h2.real_sid = 88;
+	assert_int_equal(barrier_join(b, 1, &h1), 0);
+	assert_int_equal(barrier_join(b, 2, &h2), 0);
+	assert_int_equal(next_ev()->kind, EV_WELCOME);
+	assert_int_equal(next_ev()->kind, EV_WELCOME);
+	expect_phase(ids, 2, COORD_PH_RESTART, 4, 0);
+	assert_int_equal(nmaps, 2);
+	assert_int_equal(map_n[0], 5);
+	assert_true(has(0, 501, 1501) && has(0, 502, 1502));
+	assert_true(has(0, 501 | COORD_PID_GROUP, 1501) && has(0, 600 | COORD_PID_GROUP, 1502));
+	assert_true(has(0, 77 | COORD_PID_GROUP, 88));
+	ack_all(b, ids, 2, COORD_PH_RESTART, 4);
+	expect_phase(ids, 2, COORD_PH_REFILL, 4, 0);
+	ack_all(b, ids, 2, COORD_PH_REFILL, 4);
+	expect_phase(ids, 2, COORD_PH_RESUME, 4, 0);
+	no_more();
+	/* a child of the restarted group joins: WELCOME, then the map */
+	assert_int_equal(barrier_join(b, 3, &h3), 0);
+	assert_int_equal(next_ev()->kind, EV_WELCOME);
+	assert_int_equal(evs[cursor - 1].nprocs, 5);	/* entries announced */
+	no_more();
+	assert_int_equal(nmaps, 3);
+	assert_int_equal(map_to[2], 3);
+	assert_int_equal(map_n[2], 5);
+	assert_true(has(2, 502, 1502));
+	barrier_free(b);
+}
+
+/* A process that lost its connection across exec registers again with the
+ * same upid: it replaces its old entry, it is not a second process, and
+ * the computation does not end in between. */
+static void exec_reregistration_replaces_the_old_entry(void **state)
+{
+	struct barrier *b = *state;
+	struct coord_hello_proc h = hello(101);
+	uint64_t comp;
+
+	join_ok(b, 1);
+	comp = barrier_comp_id(b);
+	h.flags = COORD_PROC_EXEC;
+	h.comp_id = comp;
+	assert_int_equal(barrier_join(b, 2, &h), 0);
+	assert_int_equal(next_ev()->kind, EV_WELCOME);
+	no_more();	/* no EV_END */
+	assert_int_equal(barrier_nprocs(b), 1);
+	assert_int_equal(barrier_proc_at(b, 0)->id, 2);
+	assert_int_equal(barrier_comp_id(b), comp);
+	barrier_leave(b, 1);	/* the old connection's end, seen late */
+	no_more();
+	assert_int_equal(barrier_nprocs(b), 1);
+}
+
 static void duplicate_hello_is_an_error(void **state)
 {
 	struct barrier *b = *state;
@@ -989,6 +1092,8 @@ int main(void)
 		T(last_leave_ends_the_computation),
 		T(kill_all),
 		T(duplicate_hello_is_an_error),
+		T(pid_map_reaches_later_joiners),
+		T(exec_reregistration_replaces_the_old_entry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,3 +8,6 @@ UNIT_TESTS += mtcp/core
 unit_mtcp_core_OBJS := build/mtcp/core.o
 # Key files: formats, permissions, messages.
 UNIT_TESTS += mtcp/key
+# Virtual pids: translation, groups and sessions, pid collisions.
+UNIT_TESTS += mtcp/vpid
+unit_mtcp_vpid_OBJS := build/mtcp/vpid.o
