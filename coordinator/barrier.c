@@ -50,6 +50,7 @@ struct barrier {
 	uint64_t start_ns;
 
 	int pending_ckpt;	/* a checkpoint request waits for the restart to end */
+	unsigned suspend_retries;	/* of the current request (see barrier_leave) */
 
 	/* the restart group being gathered (held_nprocs 0: none) */
 	uint64_t held_comp;
@@ -154,6 +155,10 @@ static size_t broadcast(struct barrier *b, uint32_t phase, uint32_t flags)
 }
 
 static void start_next(struct barrier *b);
+static int start_ckpt(struct barrier *b, uint32_t flags, const char *text, char *why, size_t whysz);
+
+/* Times a checkpoint starts again when a process exits during SUSPEND. */
+#define SUSPEND_RETRIES 20
 
 /* Ends the running sequence: members run on (or keep exiting). */
 static void end_seq(struct barrier *b)
@@ -178,6 +183,7 @@ static void end_seq(struct barrier *b)
 
 static void report(struct barrier *b, int ok, const char *reason)
 {
+	b->suspend_retries = 0;
 	struct barrier_image *imgs = NULL;
 	struct barrier_result r = {
 		.ok = ok,
@@ -698,6 +704,25 @@ void barrier_leave(struct barrier *b, uint64_t id)
 		if (b->seq == SEQ_RESTART) {
 			remove_proc(b, p);
 			restart_fail(b, why);
+		} else if (!b->committed && p->state != BARRIER_P_EXITING && b->phase == COORD_PH_SUSPEND &&
+			   !(b->seq_flags & COORD_BAR_MIGRATE) && b->suspend_retries < SUSPEND_RETRIES) {
+			/* It exited before it could be frozen (a short-lived child
+			 * of a shell loop): not a failure of the checkpoint. Start
+			 * it again with whoever is left; the request's client is
+			 * answered by the attempt that ends. */
+			uint32_t flags = b->seq_flags;
+			char text[sizeof(b->seq_text)], err[128];
+
+			remove_proc(b, p);
+			log_info("checkpoint %u: %s (it exited); starting again", b->seq_gen, why);
+			memcpy(text, b->seq_text, sizeof(text));
+			for (size_t i = 0; i < b->nslots; i++)
+				if (b->slots[i].present && !b->slots[i].exiting)
+					send_phase(b, &b->slots[i], COORD_PH_RESUME, COORD_BAR_ABORT);
+			b->suspend_retries++;
+			end_seq(b);
+			if (b->seq == SEQ_NONE && start_ckpt(b, flags, text, err, sizeof(err)) < 0)
+				report(b, 0, err);
 		} else if (!b->committed && p->state != BARRIER_P_EXITING) {
 			remove_proc(b, p);
 			ckpt_abort(b, why);

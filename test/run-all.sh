@@ -140,6 +140,7 @@ build_tests() {
 	TESTS+=("shmem|script $root/test/integration/multi.sh shmem 2 $apps/shmem")
 	TESTS+=("ptyshell|script $root/test/integration/multi.sh ptyshell 2 $apps/ptyshell")
 	TESTS+=("eventshare|script $root/test/integration/multi.sh eventshare 2 $apps/eventshare")
+	TESTS+=("script|script $root/test/integration/script.sh")
 }
 build_tests "$ROOT"
 

@@ -417,7 +417,8 @@ static void loss_aborts_before_commit_only(void **state)
 	uint64_t next_id = 1;
 	uint32_t gen = 0;
 
-	for (uint32_t lost = COORD_PH_SUSPEND; lost <= COORD_PH_REFILL; lost++) {
+	/* (SUSPEND: the checkpoint starts again, see exit_during_suspend_*) */
+	for (uint32_t lost = COORD_PH_ELECT; lost <= COORD_PH_REFILL; lost++) {
 		uint64_t ids[2] = { next_id, next_id + 1 };
 		uint64_t rest[1] = { next_id + 1 };
 
@@ -425,8 +426,7 @@ static void loss_aborts_before_commit_only(void **state)
 		join_ok(b, ids[1]);
 		next_id += 2;
 		assert_int_equal(request(b), BARRIER_REQ_STARTED);
-		if (lost > COORD_PH_SUSPEND)
-			run_phases(b, ids, 2, COORD_PH_SUSPEND, lost - 1, gen + 1, 0);
+		run_phases(b, ids, 2, COORD_PH_SUSPEND, lost - 1, gen + 1, 0);
 		if (lost == COORD_PH_REFILL) {
 			expect_done(1, gen + 1);
 			gen++;
@@ -634,7 +634,8 @@ static void joiner_during_aborted_checkpoint_joins_too(void **state)
 	join_ok(b, 1);
 	join_ok(b, 2);
 	assert_int_equal(request(b), BARRIER_REQ_STARTED);
-	expect_phase(ids, 2, COORD_PH_SUSPEND, 1, 0);
+	run_phases(b, ids, 2, COORD_PH_SUSPEND, COORD_PH_SUSPEND, 1, 0);
+	expect_phase(ids, 2, COORD_PH_ELECT, 1, 0);
 	join(b, 3);
 	barrier_leave(b, 1);
 	expect_phase(rest, 1, COORD_PH_RESUME, 1, COORD_BAR_ABORT);
@@ -642,6 +643,47 @@ static void joiner_during_aborted_checkpoint_joins_too(void **state)
 	e = next_ev();
 	assert_int_equal(e->kind, EV_WELCOME);
 	assert_int_equal(e->id, 3);
+	no_more();
+}
+
+/* A process that exits during SUSPEND (a short-lived child of a shell
+ * loop) does not fail the checkpoint: it starts again with whoever is left,
+ * and the request is answered once, by the attempt that ends. */
+static void exit_during_suspend_starts_again(void **state)
+{
+	struct barrier *b = *state;
+	uint64_t ids[] = { 1, 2, 3 };
+	uint64_t rest[] = { 2, 3 };
+
+	join_ok(b, 1);
+	join_ok(b, 2);
+	join_ok(b, 3);
+	assert_int_equal(request(b), BARRIER_REQ_STARTED);
+	expect_phase(ids, 3, COORD_PH_SUSPEND, 1, 0);
+	ack(b, 2, COORD_PH_SUSPEND, 1);
+	barrier_leave(b, 1);
+	expect_phase(rest, 2, COORD_PH_RESUME, 1, COORD_BAR_ABORT);
+	ack(b, 2, COORD_PH_RESUME, 1);	/* stale: ignored */
+	run_phases(b, rest, 2, COORD_PH_SUSPEND, COORD_PH_COMMIT, 1, 0);
+	expect_done(1, 1);
+	run_phases(b, rest, 2, COORD_PH_REFILL, COORD_PH_RESUME, 1, 0);
+	no_more();
+	assert_int_equal(barrier_generation(b), 1);
+}
+
+/* ... but not for ever, and not when nobody is left. */
+static void exit_during_suspend_of_the_last_fails(void **state)
+{
+	struct barrier *b = *state;
+	uint64_t ids[] = { 1 };
+
+	join_ok(b, 1);
+	assert_int_equal(request(b), BARRIER_REQ_STARTED);
+	expect_phase(ids, 1, COORD_PH_SUSPEND, 1, 0);
+	barrier_leave(b, 1);
+	expect_done(0, 1);
+	assert_non_null(strstr(evs[cursor - 1].text, "no process"));
+	assert_int_equal(next_ev()->kind, EV_END);
 	no_more();
 }
 
@@ -1077,6 +1119,8 @@ int main(void)
 		T(nothing_to_checkpoint),
 		T(joiner_waits_for_the_checkpoint),
 		T(joiner_during_aborted_checkpoint_joins_too),
+		T(exit_during_suspend_starts_again),
+		T(exit_during_suspend_of_the_last_fails),
 		T(joiner_that_leaves_early_is_forgotten),
 		T(migration),
 		T(migration_keeps_the_computation_until_the_destination),
