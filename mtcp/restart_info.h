@@ -10,6 +10,8 @@
 #define CRYO_RESTART_MAGIC 0x7472617473657263ull	/* "crestart" */
 
 #define CRYO_RESTART_F_MIGRATED	0x1u	/* the image came over a migration stream */
+#define CRYO_RESTART_F_KEEP_STDIO	0x2u	/* cryo_restart --keep-stdio: reopen the original stdio */
+#define CRYO_RESTART_F_STRICT_FILES	0x4u	/* --strict-files: a vanished file refuses the restart */
 
 struct cryo_restart_info {
 	uint64_t magic;		/* CRYO_RESTART_MAGIC once filled by the restorer */

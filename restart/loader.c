@@ -601,7 +601,7 @@ int loader_exec(struct loaded_image *img, const struct loader_opts *o)
 		a->mm.auxv_size = p->auxv_words * 8;
 	}
 	a->restart_info_addr = img->proc.restart_info;
-	a->info.flags = o->migrated ? CRYO_RESTART_F_MIGRATED : 0;
+	a->info.flags = (o->migrated ? CRYO_RESTART_F_MIGRATED : 0) | o->info_flags;
 	a->info.coord_port = o->coord_port;
 	snprintf(a->info.coord_host, sizeof(a->info.coord_host), "%s", o->coord_host);
 	a->info.blob_start = (uint64_t)(uintptr_t)map;

@@ -38,6 +38,7 @@ struct loader_opts {
 	int migrated;
 	uint64_t t_restart_ns;	/* CLOCK_REALTIME when cryo_restart started */
 	int ack_fd;		/* migration socket to confirm on, or -1 */
+	uint32_t info_flags;	/* CRYO_RESTART_F_* for the restarted process (--keep-stdio, ...) */
 };
 
 /* Reads a whole image from fd, verifying every record and the trailer, and

@@ -1,6 +1,6 @@
 /* cryo_restart: bring a checkpointed process back.
  *
- *   cryo_restart [--coord HOST[:PORT]] IMAGE...
+ *   cryo_restart [--coord HOST[:PORT]] [--keep-stdio] [--strict-files] IMAGE...
  *   LM_DEST_PORT=P [LM_DEST_IP=A] cryo_restart   (wait for a migrating process)
  *
  * Reads and verifies the image (restart/loader.c), finds or starts the
@@ -25,12 +25,13 @@
 #include "coordinator/protocol.h"
 #include "mtcp/key.h"
 #include "mtcp/log.h"
+#include "mtcp/restart_info.h"
 #include "mtcp/util.h"
 #include "restart/loader.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: cryo_restart [--coord HOST[:PORT]] [--ready-file FILE] [--timeout SECS] IMAGE...\n"
+	fprintf(f, "usage: cryo_restart [--coord HOST[:PORT]] [--keep-stdio] [--strict-files] IMAGE...\n"
 		   "       LM_DEST_PORT=PORT [LM_DEST_IP=ADDR] cryo_restart [options]\n"
 		   "Restarts the checkpointed processes of the IMAGEs (one computation: each\n"
 		   "process comes back as the child of its parent), or waits on PORT for a\n"
@@ -39,7 +40,19 @@ static void usage(FILE *f)
 		   "  --ready-file FILE    when listening, create FILE once the port is open\n"
 		   "  --timeout SECS       when listening, give up after SECS without a source\n"
 		   "  --key-file KEY       key of encrypted images (default: $CRYO_KEY_FILE)\n"
+		   "  --keep-stdio         reopen the original stdin/stdout/stderr files and terminals\n"
+		   "                       instead of taking this command's (CRYO_KEEP_STDIO=1)\n"
+		   "  --strict-files       refuse to restart if a file the program had open vanished\n"
+		   "                       (CRYO_STRICT_FILES=1; default: a warning, the fd left closed)\n"
 		   "  --help, --version\n");
+}
+
+/* A yes/no environment variable: set, and not "" or "0". */
+static int env_flag(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
 }
 
 /* Listens for one migration stream; returns the connected socket or -1. */
@@ -376,6 +389,8 @@ int main(int argc, char **argv)
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "key-file", required_argument, NULL, 'k' },
+		{ "keep-stdio", no_argument, NULL, 's' },
+		{ "strict-files", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -396,11 +411,21 @@ int main(int argc, char **argv)
 	o.ack_fd = -1;
 	o.log_level = getenv("CRYO_LOG") ? log_level_cur : -1;
 	o.log_file = getenv("CRYO_LOG_FILE");
+	if (env_flag("CRYO_KEEP_STDIO"))
+		o.info_flags |= CRYO_RESTART_F_KEEP_STDIO;
+	if (env_flag("CRYO_STRICT_FILES"))
+		o.info_flags |= CRYO_RESTART_F_STRICT_FILES;
 	opterr = 0;	/* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, "+c:r:t:k:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			key_file = optarg;
+			break;
+		case 's':
+			o.info_flags |= CRYO_RESTART_F_KEEP_STDIO;
+			break;
+		case 'S':
+			o.info_flags |= CRYO_RESTART_F_STRICT_FILES;
 			break;
 		case 'c':
 			coord = optarg;

@@ -1,129 +1,237 @@
-/* The fd plugin: regular files, directories and character devices (such as
- * /dev/null and /dev/urandom) open in the process are reopened after a
- * restart onto the same fd numbers, with the same path, access mode,
- * O_APPEND/O_NONBLOCK-style flags, offset and close-on-exec flag. fds that
- * share one open file description (dup, dup2, inherited) share one again,
- * as kcmp(KCMP_FILE) tells at checkpoint time.
+/* The fd plugin, checkpoint side: what every fd of the process is, read at
+ * ELECT and DRAIN with the threads parked (raw syscalls, no malloc) into a
+ * table in ckpt_mem memory, which the image holds. plugin/fd/reopen.c uses
+ * it after a restart; doc/files.md is the user's view of both.
  *
- * Observe, don't track: the table is read from /proc/self/fd and
- * /proc/self/fdinfo at checkpoint time (threads parked, raw syscalls) into
- * memory reserved in pre_ckpt; that memory is part of the image, so the
- * restarted process finds its table where it left it.
+ * Observe, don't track: the table comes from /proc/self/fd (the link),
+ * /proc/self/fdinfo (offset, flags) and fstat (identity, size, mtime), and
+ * fds of one process that share an open file description are found with
+ * kcmp(KCMP_FILE).
  *
- * Pipes and FIFOs are plugin/pipe's, pseudo-terminals plugin/pty's. Not
- * restored yet (a warning names each one): stdin, stdout and stderr (the
- * restarted process has the restarting terminal's), sockets, event fds,
- * and files deleted while open. If a file is now shorter than
- * the saved offset, it is reopened anyway with a warning. */
+ * Shared descriptions across processes (one open before fork, inherited):
+ * one owner per description, elected with the F_SETOWN trick. At ELECT
+ * every process sets F_SETOWN(its kernel pid) on the first fd of each
+ * description it holds; at DRAIN the one that reads back its own pid owns
+ * it, and every other one finds the owner's lowest fd on it (kcmp against
+ * /proc/OWNER/fd): owner pid and fd name the description at restart, where
+ * the owner reopens it and sends it to the others (plugin/share.h). The
+ * program's own F_GETOWN_EX value is read at SUSPEND, before any process
+ * marks, and put back at RESUME and after a restart. The pipe plugin plays
+ * the same trick on pipe fds; this plugin marks only files, directories and
+ * devices.
+ *
+ * Files deleted while open and memfds are saved by content: the owner reads
+ * them at DRAIN into anonymous memory, which the image holds; beyond
+ * CRYO_DELETED_MAX bytes (default 64 MiB) per file the checkpoint is
+ * refused. */
 #define LOG_PREFIX "fd: "
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 #include "mtcp/ckpt.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
-#include "plugin/event/event.h"
+#include "mtcp/vpid.h"
+#include "plugin/fd/fd-priv.h"
 #include "plugin/fd/fd.h"
+#include "plugin/fd/fdinfo.h"
 #include "plugin/fd/stdio.h"
-#include "plugin/pty/pty.h"
 
-#define FD_MAX 65536
-#define POOL_MAX (16ul << 20)
-#define PATH_MAX_ 4096
+#define DELETED_MAX_DEFAULT (64ull << 20)
+#define OWNERS_MAX 1024
 
-enum fd_kind { FD_FILE = 1, FD_DIR, FD_CHR, FD_OTHER, FD_ELSEWHERE };
+struct fd_entry *fd_tab;
+char *fd_pool;
+size_t fd_ntab;
+unsigned fd_stdio_open;
 
-struct fd_entry {
-	int fd;
-	int kind;		/* enum fd_kind */
-	int same_as;		/* index of an earlier entry with the same description, or -1 */
-	unsigned flags;		/* from fdinfo, O_CLOEXEC included */
-	unsigned long long pos;
-	uint64_t size;		/* file size at checkpoint time */
-	uint32_t path_off, path_len;
-	int tmp;		/* restart: the reopened fd before it moves into place */
+static size_t pool_used;
+static uint64_t deleted_max = DELETED_MAX_DEFAULT;
+
+/* The program's own F_GETOWN_EX values (non-zero ones), read at SUSPEND. */
+static struct prog_owner {
+	int fd, type;
+	pid_t pid;	/* kernel pid, pgid or tid */
+} owners[OWNERS_MAX];
+static size_t nowners;
+
+struct dirent64_ {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
 };
 
-static struct fd_entry *tab;	/* ckpt_mem: saved with the image */
-static char *pool;
-static size_t ntab, pool_used;
-
-int fd_parse_fdinfo(const char *text, unsigned long long *pos, unsigned *flags)
+/* Calls fn(fd, arg) for each fd listed in the directory dir (a
+ * /proc/PID/fd), in ascending order, until fn returns non-zero; that value,
+ * 0 at the end, or -errno if dir cannot be read. */
+static int each_fd(const char *dir, int (*fn)(int fd, int dirfd, void *arg), void *arg)
 {
-	const char *s = text;
-	int have = 0;
+	char buf[4096];
+	long n, dirfd;
+	int r = 0;
 
-	while (*s) {
-		if (!nolibc_strncmp(s, "pos:", 4)) {
-			unsigned long long v = 0;
+	dirfd = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (sys_failed(dirfd))
+		return (int)dirfd;
+	while (!r && (n = sys_getdents64((int)dirfd, buf, sizeof(buf))) > 0) {
+		long off = 0;
 
-			for (s += 4; *s == ' ' || *s == '\t'; s++)
-				;
-			for (; *s >= '0' && *s <= '9'; s++)
-				v = v * 10 + (unsigned)(*s - '0');
-			*pos = v;
-			have |= 1;
-		} else if (!nolibc_strncmp(s, "flags:", 6)) {
-			unsigned v = 0;
+		while (!r && off < n) {
+			struct dirent64_ *d = (void *)(buf + off);
+			const char *p;
+			int fd = 0;
 
-			for (s += 6; *s == ' ' || *s == '\t'; s++)
-				;
-			for (; *s >= '0' && *s <= '7'; s++)
-				v = v * 8 + (unsigned)(*s - '0');
-			*flags = v;
-			have |= 2;
+			off += d->reclen;
+			for (p = d->name; *p >= '0' && *p <= '9'; p++)
+				fd = fd * 10 + (*p - '0');
+			if (*p || p == d->name || fd == dirfd)
+				continue;
+			r = fn(fd, (int)dirfd, arg);
 		}
-		while (*s && *s != '\n')
-			s++;
-		if (*s)
-			s++;
 	}
-	return have == 3 ? 0 : -1;
+	sys_close((int)dirfd);
+	return r;
 }
 
 static int fd_init(void)
 {
+	const char *s = getenv("CRYO_DELETED_MAX");
+
 	stdio_init();
+	if (s && *s && fd_parse_size(s, &deleted_max) < 0) {
+		log_warn("CRYO_DELETED_MAX=%s is not a size (bytes, or with K, M, G); using 64M", s);
+		deleted_max = DELETED_MAX_DEFAULT;
+	}
 	return 0;
 }
 
+static int note_owner(int fd, int dirfd, void *arg)
+{
+	struct f_owner_ex o = { 0, 0 };
+
+	(void)dirfd;
+	(void)arg;
+	if (fd >= ckpt_fd_base() || nowners >= OWNERS_MAX)
+		return 0;
+	if (!sys_failed(sys_fcntl(fd, F_GETOWN_EX, (long)&o)) && o.pid) {
+		owners[nowners].fd = fd;
+		owners[nowners].type = o.type;
+		owners[nowners].pid = o.pid;
+		nowners++;
+	}
+	return 0;
+}
+
+/* SUSPEND, threads running: memory for the table, and the program's own
+ * F_GETOWN values before any process of the computation marks. */
 static int fd_pre_ckpt(void)
 {
-	if (!tab)
-		tab = ckpt_mem(FD_MAX * sizeof(*tab));
-	if (!pool)
-		pool = ckpt_mem(POOL_MAX);
-	return tab && pool ? 0 : -1;
+	if (!fd_tab)
+		fd_tab = ckpt_mem(FD_MAX * sizeof(*fd_tab));
+	if (!fd_pool)
+		fd_pool = ckpt_mem(FD_POOL_MAX);
+	if (!fd_tab || !fd_pool)
+		return -1;
+	fd_ntab = 0;
+	nowners = 0;
+	each_fd("/proc/self/fd", note_owner, NULL);
+	return 0;
 }
 
-static const char *path_of(const struct fd_entry *e)
+static int is_tty(int fd)
 {
-	return pool + e->path_off;
+	struct termios t;
+
+	return !sys_failed(sys_ioctl(fd, TCGETS, &t));
 }
 
-static void describe(int fd, int dirfd)
+static int kind_of(struct fd_entry *e, const struct stat *st, int have_st, int fd)
 {
-	struct fd_entry *e = &tab[ntab];
+	const char *link = fd_path(e);
+	struct stat ps;
+
+	switch (fd_classify_link(link)) {
+	case FD_LINK_PIPE:
+	case FD_LINK_ANON:
+		return FD_ELSEWHERE;
+	case FD_LINK_SOCKET:
+		return FD_SOCKET;
+	case FD_LINK_PTY:
+		return FD_PTY;
+	case FD_LINK_MEMFD:
+		return have_st && S_ISREG(st->st_mode) ? FD_MEMFD : FD_UNKNOWN;
+	case FD_LINK_DELETED:
+		if (!have_st)
+			return FD_UNKNOWN;
+		/* A real name that ends in " (deleted)" is still there. */
+		if (!sys_failed(sys_call4(__NR_newfstatat, AT_FDCWD, link, &ps, 0)) &&
+		    ps.st_dev == st->st_dev && ps.st_ino == st->st_ino)
+			break;
+		return S_ISREG(st->st_mode) ? FD_DELETED : FD_UNKNOWN;
+	case FD_LINK_PATH:
+		break;
+	default:
+		return FD_UNKNOWN;
+	}
+	if (!have_st)
+		return FD_UNKNOWN;
+	if (S_ISFIFO(st->st_mode))
+		return FD_ELSEWHERE;	/* a named FIFO: the pipe plugin's */
+	if (S_ISSOCK(st->st_mode))
+		return FD_SOCKET;
+	if (S_ISREG(st->st_mode))
+		return FD_FILE;
+	if (S_ISDIR(st->st_mode))
+		return FD_DIR;
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		e->tty = S_ISCHR(st->st_mode) && is_tty(fd);
+		return FD_DEV;
+	}
+	return FD_UNKNOWN;
+}
+
+/* Fills the next entry of the table for fd. */
+static int describe(int fd, int dirfd, void *arg)
+{
+	struct fd_entry *e;
 	char name[32], info[512];
 	struct stat st;
 	long n, f;
+	int have_st;
 
+	(void)arg;
+	if (fd < 3)
+		fd_stdio_open |= 1u << fd;
+	if (fd >= ckpt_fd_base())
+		return 0;
+	if (fd_ntab >= FD_MAX) {
+		log_err("more than %d open files", FD_MAX);
+		return 1;	/* stops the scan; logged */
+	}
+	e = &fd_tab[fd_ntab];
 	nolibc_memset(e, 0, sizeof(*e));
 	e->fd = fd;
 	e->same_as = -1;
+	e->outer = -1;
 	e->tmp = -1;
 	e->path_off = (uint32_t)pool_used;
 	nolibc_snprintf(name, sizeof(name), "%d", fd);
-	n = sys_call4(__NR_readlinkat, dirfd, name, pool + pool_used, PATH_MAX_ - 1);
-	if (sys_failed(n) || pool_used + PATH_MAX_ + 1 > POOL_MAX)
+	n = sys_call4(__NR_readlinkat, dirfd, name, fd_pool + pool_used, FD_PATH_MAX - 1);
+	if (sys_failed(n) || pool_used + FD_PATH_MAX + 1 > FD_POOL_MAX)
 		n = 0;
-	pool[pool_used + (size_t)n] = '\0';
+	fd_pool[pool_used + (size_t)n] = '\0';
 	e->path_len = (uint32_t)n;
 	pool_used += (size_t)n + 1;
 	nolibc_snprintf(name, sizeof(name), "/proc/self/fdinfo/%d", fd);
@@ -133,152 +241,243 @@ static void describe(int fd, int dirfd)
 		sys_close((int)f);
 	info[n > 0 ? n : 0] = '\0';
 	fd_parse_fdinfo(info, &e->pos, &e->flags);
-	e->kind = FD_OTHER;
-	if (!sys_failed(sys_fstat(fd, &st)) && (S_ISFIFO(st.st_mode) || pty_kind(&st)))
-		e->kind = FD_ELSEWHERE;	/* plugin/pipe's, plugin/pty's */
-	else if (!sys_failed(sys_fstat(fd, &st)) && e->path_len && path_of(e)[0] == '/' &&
-	    !(e->path_len > 10 && !nolibc_strcmp(path_of(e) + e->path_len - 10, " (deleted)"))) {
-		if (S_ISREG(st.st_mode))
-			e->kind = FD_FILE;
-		else if (S_ISDIR(st.st_mode))
-			e->kind = FD_DIR;
-		else if (S_ISCHR(st.st_mode))
-			e->kind = FD_CHR;
+	have_st = !sys_failed(sys_fstat(fd, &st));
+	e->kind = kind_of(e, &st, have_st, fd);
+	if (have_st) {
+		e->dev = (uint64_t)st.st_dev;
+		e->ino = (uint64_t)st.st_ino;
 		e->size = (uint64_t)st.st_size;
+		e->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+		e->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+		e->mode = (uint32_t)st.st_mode;
+		e->outer = stdio_outer_index(&st, fd < 3 ? fd : -1);
+		/* /dev/null or /dev/zero opened by the program itself is the
+		 * same object as a /dev/null stdin: above 2 only terminals,
+		 * files, pipes and sockets count as the user's. */
+		if (e->outer >= 0 && fd > 2 && e->kind == FD_DEV && !e->tty)
+			e->outer = -1;
 	}
+	if (e->kind == FD_FILE || e->kind == FD_DIR)
+		e->proc_off = (uint32_t)fd_proc_self_off(fd_path(e), (pid_t)sys_getpid());
+	if (e->kind == FD_MEMFD) {
+		long s = sys_fcntl(fd, F_GET_SEALS, 0);
+
+		e->seals = sys_failed(s) ? F_SEAL_SEAL : (uint32_t)s;
+	}
+	fd_ntab++;
+	return 0;
 }
 
-/* Links e to an earlier entry with the same open file description. */
+/* Links entry i to an earlier one of this process on the same description. */
 static void find_sharing(size_t i, pid_t pid)
 {
-	size_t j;
-
-	for (j = 0; j < i; j++) {
-		if (tab[j].same_as >= 0 || tab[j].kind != tab[i].kind || tab[j].path_len != tab[i].path_len ||
-		    nolibc_strcmp(path_of(&tab[j]), path_of(&tab[i])))
+	for (size_t j = 0; j < i; j++) {
+		if (fd_tab[j].same_as >= 0 || fd_tab[j].kind != fd_tab[i].kind || fd_tab[j].ino != fd_tab[i].ino ||
+		    fd_tab[j].dev != fd_tab[i].dev)
 			continue;
-		if (sys_call5(__NR_kcmp, pid, pid, KCMP_FILE, tab[j].fd, tab[i].fd) == 0) {
-			tab[i].same_as = (int)j;
+		if (sys_call5(__NR_kcmp, pid, pid, KCMP_FILE, fd_tab[j].fd, fd_tab[i].fd) == 0) {
+			fd_tab[i].same_as = (int)j;
 			return;
 		}
 	}
 }
 
-static int fd_ckpt(void)
+/* Whether the election decides who reopens e: files, directories and
+ * devices of the computation, and the user's files (shared by
+ * --keep-stdio); not the user's terminal, which nobody marks. */
+static int electable(const struct fd_entry *e)
 {
-	char buf[4096];
-	long n, dirfd;
-	pid_t pid = (pid_t)sys_getpid();
-	size_t i;
+	switch (e->kind) {
+	case FD_FILE:
+		return 1;
+	case FD_DIR:
+	case FD_DEV:
+	case FD_DELETED:
+	case FD_MEMFD:
+		return e->outer < 0;
+	default:
+		return 0;
+	}
+}
 
-	ntab = pool_used = 0;
-	dirfd = sys_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (sys_failed(dirfd)) {
-		log_syserr((int)-dirfd, "open /proc/self/fd");
+static void program_owner(struct fd_entry *e)
+{
+	for (size_t i = 0; i < nowners; i++) {
+		if (owners[i].fd != e->fd)
+			continue;
+		e->prog_own_type = owners[i].type;
+		e->prog_own_id = owners[i].type == F_OWNER_TID ? threads_virt_tid(owners[i].pid)
+							       : vpid_to_virt(owners[i].pid);
+		return;
+	}
+}
+
+/* ELECT, threads parked in every process: the table, then a mark on each
+ * description this process may own. */
+static int fd_elect(void)
+{
+	pid_t kpid = (pid_t)sys_getpid();
+	int r;
+
+	fd_ntab = pool_used = 0;
+	fd_stdio_open = 0;
+	r = each_fd("/proc/self/fd", describe, NULL);
+	if (r < 0)
+		log_syserr(-r, "read /proc/self/fd");
+	if (r)
 		return -1;
-	}
-	while ((n = sys_getdents64((int)dirfd, buf, sizeof(buf))) > 0) {
-		long off = 0;
+	for (size_t i = 0; i < fd_ntab; i++) {
+		struct fd_entry *e = &fd_tab[i];
 
-		while (off < n) {
-			struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
-				*d = (void *)(buf + off);
-			const char *p;
-			int fd = 0;
-
-			off += d->reclen;
-			for (p = d->name; *p >= '0' && *p <= '9'; p++)
-				fd = fd * 10 + (*p - '0');
-			if (*p || p == d->name || fd <= 2 || fd == dirfd || fd >= ckpt_fd_base())
-				continue;
-			if (ntab >= FD_MAX) {
-				log_err("more than %d open files", FD_MAX);
-				sys_close((int)dirfd);
-				return -1;
-			}
-			describe(fd, (int)dirfd);
-			ntab++;
-		}
+		find_sharing(i, kpid);
+		if (e->same_as >= 0)
+			continue;
+		program_owner(e);
+		e->owned = 1;
+		e->owner_vpid = vpid_self();
+		e->owner_fd = e->fd;
+		if (electable(e) && !sys_failed(sys_fcntl(e->fd, F_SETOWN, kpid)))
+			e->marked = 1;	/* O_PATH fds refuse F_SETOWN: private */
 	}
-	sys_close((int)dirfd);
-	for (i = 0; i < ntab; i++)
-		find_sharing(i, pid);
 	return 0;
 }
 
-static unsigned open_flags(unsigned saved)
+struct owner_search {
+	pid_t kpid, okpid;
+	int fd;
+};
+
+static int same_description(int ofd, int dirfd, void *arg)
 {
-	return saved & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC |
-			O_DIRECTORY | O_NOFOLLOW | O_LARGEFILE | O_PATH);
+	const struct owner_search *s = arg;
+
+	(void)dirfd;
+	return sys_call5(__NR_kcmp, s->kpid, s->okpid, KCMP_FILE, s->fd, ofd) == 0 ? ofd + 1 : 0;
 }
 
-static int fd_restart(void)
+/* Reads a deleted file's or memfd's content into anonymous memory. */
+static int save_content(struct fd_entry *e)
 {
-	size_t i;
-	int top = 3, ret = 0;
+	uint64_t done = 0;
+	size_t maplen;
+	long p;
 
-	for (i = 0; i < ntab; i++)
-		if (tab[i].fd >= top)
-			top = tab[i].fd + 1;
-	/* Open everything above every saved number first, then move into place:
-	 * a fresh open must not take a number another entry still needs. */
-	for (i = 0; i < ntab; i++) {
-		struct fd_entry *e = &tab[i];
-		long fd, moved;
+	if (e->size > deleted_max) {
+		log_err("fd %d: %s is %llu bytes, more than CRYO_DELETED_MAX (%llu): checkpoint refused", e->fd,
+			fd_path(e), (unsigned long long)e->size, (unsigned long long)deleted_max);
+		return -1;
+	}
+	if (!e->size)
+		return 0;
+	maplen = (size_t)((e->size + 4095) & ~4095ull);
+	p = sys_mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (sys_failed(p)) {
+		log_syserr((int)-p, "fd %d: %llu bytes for the content of %s", e->fd, (unsigned long long)e->size,
+			   fd_path(e));
+		return -1;
+	}
+	while (done < e->size) {
+		long n = sys_pread(e->fd, (char *)p + done, (size_t)(e->size - done), (long)done);
 
-		e->tmp = -1;
+		if (n == -EINTR)
+			continue;
+		if (sys_failed(n) || n == 0) {
+			if (n)
+				log_syserr((int)-n, "fd %d: read the content of %s", e->fd, fd_path(e));
+			else
+				log_err("fd %d: %s ended at %llu of %llu bytes", e->fd, fd_path(e),
+					(unsigned long long)done, (unsigned long long)e->size);
+			sys_munmap((void *)p, maplen);
+			return -1;
+		}
+		done += (uint64_t)n;
+	}
+	e->data_addr = (uint64_t)p;
+	e->data_len = e->size;
+	e->map_len = maplen;
+	return 0;
+}
+
+/* DRAIN, every process has marked: who owns what; the owners read the
+ * content of deleted files. */
+static int fd_drain(void)
+{
+	struct owner_search s = { .kpid = (pid_t)sys_getpid() };
+	char dir[48];
+
+	for (size_t i = 0; i < fd_ntab; i++) {
+		struct fd_entry *e = &fd_tab[i];
+		long v;
+		int r;
+
+		if (e->same_as >= 0 || !e->marked)
+			continue;
+		v = sys_fcntl(e->fd, F_GETOWN, 0);
+		if (sys_failed(v) || v <= 0 || v == s.kpid)
+			continue;	/* ours */
+		s.okpid = (pid_t)v;
+		s.fd = e->fd;
+		nolibc_snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)v);
+		r = each_fd(dir, same_description, &s);
+		if (r <= 0) {
+			log_warn("fd %d (%s): shared with process %d, which cannot be inspected (%s); it comes "
+				 "back as a description of its own",
+				 e->fd, fd_path(e), (int)vpid_to_virt((pid_t)v), r < 0 ? "no access" : "not found");
+			continue;
+		}
+		e->owned = 0;
+		e->owner_vpid = vpid_to_virt((pid_t)v);
+		e->owner_fd = r - 1;
+	}
+	for (size_t i = 0; i < fd_ntab; i++) {
+		struct fd_entry *e = &fd_tab[i];
+
+		if (e->same_as < 0 && e->owned && e->outer < 0 && (e->kind == FD_DELETED || e->kind == FD_MEMFD) &&
+		    save_content(e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void set_owner(const struct fd_entry *e, int restarted)
+{
+	struct f_owner_ex o = { .type = e->prog_own_type, .pid = 0 };
+
+	if (!e->prog_own_type) {
+		sys_fcntl(e->fd, F_SETOWN, 0);
+		return;
+	}
+	if (e->prog_own_type == F_OWNER_TID)
+		o.pid = threads_real_tid(e->prog_own_id);
+	else
+		o.pid = vpid_to_real(e->prog_own_id);
+	if (sys_failed(sys_fcntl(e->fd, F_SETOWN_EX, (long)&o)) && restarted)
+		log_warn("fd %d: its owner (F_SETOWN) %d is not back", e->fd, (int)e->prog_own_id);
+}
+
+/* Puts back the program's F_SETOWN values (after a checkpoint or a
+ * restart) and lets the content of deleted files go. */
+void fd_owners_back(int restarted)
+{
+	for (size_t i = 0; i < fd_ntab; i++) {
+		struct fd_entry *e = &fd_tab[i];
+
 		if (e->same_as >= 0)
 			continue;
-		if (e->kind == FD_ELSEWHERE || (e->kind == FD_OTHER && event_link_kind(path_of(e))))
-			continue;	/* plugin/pipe's, plugin/pty's, plugin/event's */
-		if (e->kind == FD_OTHER) {
-			log_warn("fd %d (%s) is not restored: only files, directories and devices are, so far",
-				 e->fd, e->path_len ? path_of(e) : "?");
-			continue;
-		}
-		fd = sys_open(path_of(e), (int)(open_flags(e->flags) | O_CLOEXEC), 0);
-		if (sys_failed(fd)) {
-			log_syserr((int)-fd, "fd %d: reopen %s", e->fd, path_of(e));
-			ret = -1;
-			continue;
-		}
-		moved = sys_fcntl((int)fd, F_DUPFD_CLOEXEC, top);
-		sys_close((int)fd);
-		if (sys_failed(moved)) {
-			log_syserr((int)-moved, "fd %d: move %s", e->fd, path_of(e));
-			ret = -1;
-			continue;
-		}
-		e->tmp = (int)moved;
-		if (e->kind == FD_FILE) {
-			struct stat st;
-
-			if (!sys_failed(sys_fstat(e->tmp, &st)) && (uint64_t)st.st_size < e->pos)
-				log_warn("fd %d: %s is now %lld bytes, shorter than the saved offset %llu", e->fd,
-					 path_of(e), (long long)st.st_size, e->pos);
-			sys_lseek(e->tmp, (long)e->pos, SEEK_SET);
-		} else if (e->kind == FD_DIR) {
-			sys_lseek(e->tmp, (long)e->pos, SEEK_SET);
+		/* A reopened description has no owner: set only the program's. */
+		if (restarted ? e->restored && e->prog_own_type : e->marked)
+			set_owner(e, restarted);
+		if (e->data_addr) {
+			sys_munmap((void *)(uintptr_t)e->data_addr, (size_t)e->map_len);
+			e->data_addr = 0;
 		}
 	}
-	for (i = 0; i < ntab; i++) {
-		const struct fd_entry *e = &tab[i];
-		int src = e->same_as >= 0 ? tab[e->same_as].tmp : e->tmp;
-		long r;
+}
 
-		if (src < 0)
-			continue;
-		r = sys_dup3(src, e->fd, (e->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
-		if (sys_failed(r)) {
-			log_syserr((int)-r, "fd %d: dup3", e->fd);
-			ret = -1;
-		}
-	}
-	for (i = 0; i < ntab; i++)
-		if (tab[i].tmp >= 0)
-			sys_close(tab[i].tmp);
-	log_debug("%zu fds restored", ntab);
-	return ret;
+static int fd_resume(void)
+{
+	fd_owners_back(0);
+	return 0;
 }
 
 const struct cryo_plugin fd_plugin = {
@@ -286,6 +485,11 @@ const struct cryo_plugin fd_plugin = {
 	.api = CRYO_PLUGIN_API,
 	.init = fd_init,
 	.pre_ckpt = fd_pre_ckpt,
-	.ckpt = fd_ckpt,
+	.elect = fd_elect,
+	.drain = fd_drain,
+	.resume = fd_resume,
 	.restart = fd_restart,
+	.restart_share = fd_restart_share,
+	.restart_refill = fd_restart_refill,
+	.restart_resume = fd_restart_resume,
 };

@@ -2,11 +2,17 @@
  * memory, which every image holds, so a restarted process still knows what
  * the first run's terminal was. */
 #include <stdlib.h>
+#include <unistd.h>
+#include "mtcp/nolibc/fmt.h"
+#include "mtcp/nolibc/string.h"
 #include "mtcp/util.h"
 #include "plugin/fd/stdio.h"
 
+#define ENV_NAME "CRYO_STDIO="
+
 static unsigned long long out_dev[3], out_ino[3];
 static int out_have[3];
+static char env_buf[sizeof(ENV_NAME) + 3 * 34];
 
 static int parse_hex(const char **s, unsigned long long *v)
 {
@@ -54,11 +60,51 @@ void stdio_init(void)
 		out_have[0] = out_have[1] = out_have[2] = 0;
 }
 
+static int matches(int i, const struct stat *st)
+{
+	return out_have[i] && out_dev[i] == (unsigned long long)st->st_dev &&
+	       out_ino[i] == (unsigned long long)st->st_ino;
+}
+
+int stdio_outer_index(const struct stat *st, int prefer)
+{
+	if (prefer >= 0 && prefer < 3 && matches(prefer, st))
+		return prefer;
+	for (int i = 0; i < 3; i++)
+		if (matches(i, st))
+			return i;
+	return -1;
+}
+
 int stdio_is_outer(const struct stat *st)
 {
-	for (int i = 0; i < 3; i++)
-		if (out_have[i] && out_dev[i] == (unsigned long long)st->st_dev &&
-		    out_ino[i] == (unsigned long long)st->st_ino)
-			return 1;
-	return 0;
+	return stdio_outer_index(st, -1) >= 0;
+}
+
+void stdio_set_outer(int i, const struct stat *st)
+{
+	if (i < 0 || i > 2)
+		return;
+	out_have[i] = st != NULL;
+	out_dev[i] = st ? (unsigned long long)st->st_dev : 0;
+	out_ino[i] = st ? (unsigned long long)st->st_ino : 0;
+}
+
+void stdio_export(void)
+{
+	size_t n = sizeof(ENV_NAME) - 1;
+
+	nolibc_memcpy(env_buf, ENV_NAME, n);
+	for (int i = 0; i < 3; i++) {
+		if (out_have[i])
+			n += (size_t)nolibc_snprintf(env_buf + n, sizeof(env_buf) - n, "%s%llx:%llx", i ? " " : "",
+						     out_dev[i], out_ino[i]);
+		else
+			n += (size_t)nolibc_snprintf(env_buf + n, sizeof(env_buf) - n, "%s-", i ? " " : "");
+	}
+	for (char **e = environ; e && *e; e++)
+		if (!nolibc_strncmp(*e, ENV_NAME, sizeof(ENV_NAME) - 1)) {
+			*e = env_buf;	/* as putenv does: the pointer, not a copy */
+			return;
+		}
 }

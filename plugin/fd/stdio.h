@@ -11,6 +11,16 @@
 void stdio_init(void);
 /* 1 if st is one of the outer stdio objects (by device and inode). */
 int stdio_is_outer(const struct stat *st);
+/* Which one: 0, 1 or 2 (prefer, when several match, e.g. one terminal for
+ * all three; -1 for none), else the first that matches, or -1. */
+int stdio_outer_index(const struct stat *st, int prefer);
+/* After a restart without --keep-stdio the restarting side's stdio is the
+ * outer stdio: i (0-2) becomes st's object, or none when st is NULL. */
+void stdio_set_outer(int i, const struct stat *st);
+/* Points the environment's CRYO_STDIO at the current ids (library memory,
+ * no allocation: safe with the threads parked), so that programs exec'd
+ * after a restart inherit them. Nothing if the variable is not there. */
+void stdio_export(void);
 /* Pure: parses "DEV:INO DEV:INO DEV:INO" ("-" for none, hex) into three
  * pairs; 0, or -1 if malformed. Unit-tested. */
 int stdio_parse(const char *text, unsigned long long dev[3], unsigned long long ino[3], int have[3]);
