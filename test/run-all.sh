@@ -122,7 +122,8 @@ build_tests() {
 	RUN=$root/test/integration/run.sh
 	TESTS=()
 	for app in counter threads signals bigmem filemap recursion tls zeropages mremap \
-		gettimeofday clock dlopen stdio eventfds epoll inotify ptimer; do
+		gettimeofday clock dlopen stdio eventfds epoll inotify ptimer fileappend filedeleted filedev \
+		filestdio; do
 		TESTS+=("$app|-- $apps/$app")
 	done
 	TESTS+=("ptimer-fallback|-- $apps/ptimer fallback")	# without PR_TIMER_CREATE_RESTORE_IDS
@@ -131,7 +132,7 @@ build_tests() {
 	TESTS+=("migrate-counter|--mode migrate -- $apps/counter")
 	TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $root/test/apps/count.py 150")
 	# Tests that are scripts of their own (test/integration/NAME.sh), not run.sh.
-	for script in export_core errors fork tree encrypt pidchain spawntree pgroup; do
+	for script in export_core errors fork tree encrypt pidchain spawntree pgroup files files_shared; do
 		TESTS+=("$script|script $root/test/integration/$script.sh")
 	done
 	# Multi-process test programs through test/integration/multi.sh:

@@ -360,7 +360,8 @@ static int save_content(struct fd_entry *e)
 {
 	uint64_t done = 0;
 	size_t maplen;
-	long p;
+	char self[48];
+	long p, rfd = e->fd;
 
 	if (e->size > deleted_max) {
 		log_err("fd %d: %s is %llu bytes, more than CRYO_DELETED_MAX (%llu): checkpoint refused", e->fd,
@@ -376,8 +377,19 @@ static int save_content(struct fd_entry *e)
 			   fd_path(e));
 		return -1;
 	}
+	if ((e->flags & O_ACCMODE) == O_WRONLY) {
+		/* write-only: read it through a description of our own */
+		nolibc_snprintf(self, sizeof(self), "/proc/self/fd/%d", e->fd);
+		rfd = sys_open(self, O_RDONLY | O_CLOEXEC, 0);
+		if (sys_failed(rfd)) {
+			log_syserr((int)-rfd, "fd %d: open %s (write-only) for reading its content", e->fd,
+				   fd_path(e));
+			sys_munmap((void *)p, maplen);
+			return -1;
+		}
+	}
 	while (done < e->size) {
-		long n = sys_pread(e->fd, (char *)p + done, (size_t)(e->size - done), (long)done);
+		long n = sys_pread((int)rfd, (char *)p + done, (size_t)(e->size - done), (long)done);
 
 		if (n == -EINTR)
 			continue;
@@ -388,10 +400,14 @@ static int save_content(struct fd_entry *e)
 				log_err("fd %d: %s ended at %llu of %llu bytes", e->fd, fd_path(e),
 					(unsigned long long)done, (unsigned long long)e->size);
 			sys_munmap((void *)p, maplen);
+			if (rfd != e->fd)
+				sys_close((int)rfd);
 			return -1;
 		}
 		done += (uint64_t)n;
 	}
+	if (rfd != e->fd)
+		sys_close((int)rfd);
 	e->data_addr = (uint64_t)p;
 	e->data_len = e->size;
 	e->map_len = maplen;

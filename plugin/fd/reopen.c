@@ -333,6 +333,27 @@ static long open_local(struct fd_entry *e, int top)
 	return reopen_path(e, top);
 }
 
+/* Strict mode, before anything is opened: the files this process would
+ * reopen that are gone. Their count (the first one named for the refusal). */
+static int strict_check(void)
+{
+	char buf[FD_PATH_MAX + 32];
+	struct stat st;
+
+	for (size_t i = 0; i < fd_ntab; i++) {
+		struct fd_entry *e = &fd_tab[i];
+		const char *path;
+
+		if (e->same_as >= 0 || e->outer >= 0 || action_of(e) != ACT_LOCAL ||
+		    (e->kind != FD_FILE && e->kind != FD_DIR && e->kind != FD_DEV))
+			continue;
+		path = entry_path(e, buf, sizeof(buf));
+		if (sys_call4(__NR_newfstatat, AT_FDCWD, path, &st, 0) == -ENOENT)
+			vanished(e, path);
+	}
+	return nvanished;
+}
+
 int fd_restart(void)
 {
 	const struct cryo_restart_info *ri = &cryo_restart_info_g;
@@ -349,6 +370,8 @@ int fd_restart(void)
 			top = fd_tab[i].fd + 1;
 		share_note_fd(fd_tab[i].fd);
 	}
+	if (strict && strict_check() > 0)
+		return 0;	/* refused at RESTART, when the group can be stopped as one */
 	/* Everything is opened above every saved number first, then moved
 	 * into place: a fresh open must not take a number another entry needs. */
 	for (i = 0; i < 3; i++) {
@@ -371,8 +394,13 @@ int fd_restart(void)
 		struct fd_entry *e = &fd_tab[i];
 		long fd = -1;
 
-		if (e->same_as >= 0)
+		if (e->same_as >= 0) {
+			log_debug("fd %d: as fd %d", e->fd, fd_tab[e->same_as].fd);
 			continue;
+		}
+		log_debug("fd %d: %s, kind %d, action %d, outer %d, owner %d (its fd %d)", e->fd,
+			  e->path_len ? fd_path(e) : "?", e->kind, (int)action_of(e), e->outer, (int)e->owner_vpid,
+			  e->owner_fd);
 		switch (action_of(e)) {
 		case ACT_LOCAL:
 			fd = open_local(e, top);
