@@ -90,7 +90,7 @@ void stdio_set_outer(int i, const struct stat *st)
 	out_ino[i] = st ? (unsigned long long)st->st_ino : 0;
 }
 
-void stdio_export(void)
+const char *stdio_value(void)
 {
 	size_t n = sizeof(ENV_NAME) - 1;
 
@@ -102,6 +102,12 @@ void stdio_export(void)
 		else
 			n += (size_t)nolibc_snprintf(env_buf + n, sizeof(env_buf) - n, "%s-", i ? " " : "");
 	}
+	return env_buf + sizeof(ENV_NAME) - 1;
+}
+
+void stdio_export(void)
+{
+	stdio_value();
 	for (char **e = environ; e && *e; e++)
 		if (!nolibc_strncmp(*e, ENV_NAME, sizeof(ENV_NAME) - 1)) {
 			*e = env_buf;	/* as putenv does: the pointer, not a copy */

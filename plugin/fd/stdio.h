@@ -21,6 +21,10 @@ void stdio_set_outer(int i, const struct stat *st);
  * no allocation: safe with the threads parked), so that programs exec'd
  * after a restart inherit them. Nothing if the variable is not there. */
 void stdio_export(void);
+/* The current ids in CRYO_STDIO's format ("DEV:INO DEV:INO DEV:INO", "-"
+ * for none), for whoever passes the environment on to exec'd programs.
+ * Library memory, valid until the next call. */
+const char *stdio_value(void);
 /* Pure: parses "DEV:INO DEV:INO DEV:INO" ("-" for none, hex) into three
  * pairs; 0, or -1 if malformed. Unit-tested. */
 int stdio_parse(const char *text, unsigned long long dev[3], unsigned long long ino[3], int have[3]);

@@ -9,7 +9,7 @@
  *   process itself, which must name the new process after a restart).
  * After each restart it checks every offset, the status flags, the
  * close-on-exec flags, the file's mode, that w and w2 still share one
- * offset, that the reader goes on exactly where it stopped, and that the
+ * offset, that stdin (closed at the start) is still closed, that the reader goes on exactly where it stopped, and that the
  * executable and status files read as before. */
 #include "../lib/harness.h"
 #include <fcntl.h>
@@ -85,6 +85,8 @@ static void check_fds(int k)
 	t = openat(d, "log.txt", O_RDONLY | O_CLOEXEC);
 	T_CHECK(t >= 0 && fstat(t, &st) == 0 && st.st_size == written, "openat(d, log.txt): %s", strerror(errno));
 	close(t);
+	errno = 0;
+	T_CHECK(fcntl(0, F_GETFD) == -1 && errno == EBADF, "fd 0 is open");
 	T_CHECK(pread(x, buf, 4, 0) == 4 && !memcmp(buf, "\177ELF", 4), "/proc/self/exe does not read as ELF");
 	T_CHECK(lseek(s, 0, SEEK_SET) == 0 && read(s, buf, 5) == 5 && !memcmp(buf, "Name:", 5),
 		"/proc/self/status does not read");
@@ -106,6 +108,8 @@ int main(int argc, char **argv)
 	T_CHECK(w >= 0 && r >= 0 && d >= 0 && x >= 0 && s >= 0, "open: %s", strerror(errno));
 	w2 = dup(w);
 	T_CHECK(w2 >= 0, "dup");
+	/* a closed stdin stays closed: the restarting side's is not let in */
+	T_CHECK(close(0) == 0, "close stdin");
 	for (int k = 1; k <= 4; k++) {
 		append(w, LINES / 2);
 		append(w2, LINES / 2);

@@ -1,7 +1,7 @@
 /* Unit tests for plugin/fd's pure parts: /proc/PID/fdinfo, what an fd's
  * link says it is, deleted-file and memfd names, /proc/PID paths of the
  * process itself, CRYO_DELETED_MAX sizes, share tags (fdinfo.c), and the
- * outer stdio ids of CRYO_STDIO (stdio.c). */
+ * outer stdio ids of CRYO_STDIO, as read and as passed on (stdio.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -231,6 +231,20 @@ static void outer_objects(void **state)
 	assert_int_equal(stdio_outer_index(&file, -1), 1);
 	assert_int_equal(stdio_outer_index(&other, -1), -1);
 	assert_true(stdio_is_outer(&file) && !stdio_is_outer(&other));
+	/* after a restart: the restarting side's stdout, no stderr */
+	stdio_set_outer(1, &other);
+	stdio_set_outer(2, NULL);
+	assert_string_equal(stdio_value(), "16:3 803:78 -");
+	assert_int_equal(stdio_outer_index(&file, -1), -1);
+	assert_int_equal(stdio_outer_index(&other, 1), 1);
+	assert_int_equal(stdio_outer_index(&tty, 2), 0);
+	{
+		unsigned long long dev[3], ino[3];
+		int have[3];
+
+		assert_int_equal(stdio_parse(stdio_value(), dev, ino, have), 0);
+		assert_true(have[0] && have[1] && !have[2] && ino[1] == 0x78);
+	}
 	/* malformed: nothing is outer */
 	setenv("CRYO_STDIO", "16:3 bogus", 1);
 	stdio_init();
