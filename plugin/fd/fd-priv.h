@@ -41,7 +41,8 @@ struct fd_entry {
 	int64_t mtime_sec, mtime_nsec;
 	uint32_t mode;
 	uint32_t path_off, path_len;	/* the /proc/self/fd link, in the pool */
-	uint32_t proc_off;	/* "/proc/PID" naming this process: its length, else 0 */
+	uint32_t proc_off;	/* a "/proc/PID/..." path: the length of "/proc/PID", else 0 */
+	pid_t proc_vpid;	/* and PID as a virtual pid */
 	uint32_t seals;		/* memfd: F_GET_SEALS */
 	int prog_own_type;	/* the program's F_GETOWN_EX type, 0 = none */
 	pid_t prog_own_id;	/* and its pid, pgid or tid, virtual */

@@ -257,8 +257,12 @@ static int describe(int fd, int dirfd, void *arg)
 		if (e->outer >= 0 && fd > 2 && e->kind == FD_DEV && !e->tty)
 			e->outer = -1;
 	}
-	if (e->kind == FD_FILE || e->kind == FD_DIR)
-		e->proc_off = (uint32_t)fd_proc_self_off(fd_path(e), (pid_t)sys_getpid());
+	if (e->kind == FD_FILE || e->kind == FD_DIR) {
+		pid_t p;
+
+		e->proc_off = (uint32_t)fd_proc_pid_off(fd_path(e), &p);
+		e->proc_vpid = e->proc_off ? vpid_to_virt(p) : 0;
+	}
 	if (e->kind == FD_MEMFD) {
 		long s = sys_fcntl(fd, F_GET_SEALS, 0);
 

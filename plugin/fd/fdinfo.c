@@ -93,20 +93,21 @@ void fd_memfd_name(const char *link, char *name, size_t cap)
 	name[k] = '\0';
 }
 
-size_t fd_proc_self_off(const char *path, pid_t pid)
+size_t fd_proc_pid_off(const char *path, pid_t *pid)
 {
 	const char *s;
 	long v = 0;
 
-	if (nolibc_strncmp(path, "/proc/", 6) || pid <= 0)
+	if (nolibc_strncmp(path, "/proc/", 6))
 		return 0;
 	for (s = path + 6; *s >= '0' && *s <= '9'; s++) {
 		v = v * 10 + (*s - '0');
 		if (v > 0x7fffffff)
 			return 0;
 	}
-	if (s == path + 6 || (*s && *s != '/') || v != pid)
+	if (s == path + 6 || (*s && *s != '/') || v <= 0)
 		return 0;
+	*pid = (pid_t)v;
 	return (size_t)(s - path);
 }
 

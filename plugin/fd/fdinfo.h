@@ -38,10 +38,10 @@ size_t fd_dir_len(const char *path, size_t len);
  * (always terminated; at most 249 bytes, memfd_create's limit). */
 void fd_memfd_name(const char *link, char *name, size_t cap);
 
-/* "/proc/PID/..." with PID == pid: the offset of what follows the pid (the
- * '/' after it, or the end), else 0. A restarted process reopens its own
- * /proc entries under its new pid. */
-size_t fd_proc_self_off(const char *path, pid_t pid);
+/* "/proc/PID/...": the offset of what follows the pid (the '/' after it,
+ * or the end) and the pid in *pid; else 0. After a restart such a path is
+ * reopened under the process's new kernel pid. */
+size_t fd_proc_pid_off(const char *path, pid_t *pid);
 
 /* Parses a byte count: decimal digits with an optional K, M or G (powers of
  * 1024). 0, or -1 if malformed or too large. */

@@ -85,13 +85,23 @@ static unsigned open_flags(unsigned saved)
 	       O_CLOEXEC | O_NOCTTY;
 }
 
-/* The path to reopen: /proc/OLDPID/... of this process names the new pid. */
+/* The path to reopen: /proc/OLDPID/... names the process's kernel pid of
+ * today (another process's only once the pid map has come, at RESTART). */
 static const char *entry_path(const struct fd_entry *e, char *buf, size_t cap)
 {
+	pid_t pid;
+
 	if (!e->proc_off)
 		return fd_path(e);
-	nolibc_snprintf(buf, cap, "/proc/%d%s", (int)sys_getpid(), fd_path(e) + e->proc_off);
+	pid = e->proc_vpid == vpid_self() ? (pid_t)sys_getpid() : vpid_to_real(e->proc_vpid);
+	nolibc_snprintf(buf, cap, "/proc/%d%s", (int)pid, fd_path(e) + e->proc_off);
 	return buf;
+}
+
+/* A /proc/PID path of another process: reopened at RESTART, with the map. */
+static int late(const struct fd_entry *e)
+{
+	return e->proc_off && e->proc_vpid != vpid_self();
 }
 
 /* Moves fd to the lowest free number >= top (close-on-exec); the new fd or
@@ -153,7 +163,8 @@ static long reopen_path(struct fd_entry *e, int top)
 			log_syswarn((int)-fd, "fd %d: reopen %s; the fd is left closed", e->fd, path);
 		return fd;
 	}
-	if (e->kind == FD_FILE)
+	/* /proc and /sys files change by nature: no warning about them */
+	if (e->kind == FD_FILE && nolibc_strncmp(path, "/proc/", 6) && nolibc_strncmp(path, "/sys/", 5))
 		check_file(e, (int)fd, path);
 	if (e->kind != FD_DEV || e->pos)
 		sys_lseek((int)fd, (long)e->pos, SEEK_SET);
@@ -333,6 +344,17 @@ static long open_local(struct fd_entry *e, int top)
 	return reopen_path(e, top);
 }
 
+/* Above every fd number of the table. */
+static int top_fd(void)
+{
+	int top = 3;
+
+	for (size_t i = 0; i < fd_ntab; i++)
+		if (fd_tab[i].fd >= top)
+			top = fd_tab[i].fd + 1;
+	return top;
+}
+
 /* Strict mode, before anything is opened: the files this process would
  * reopen that are gone. Their count (the first one named for the refusal). */
 static int strict_check(void)
@@ -344,7 +366,7 @@ static int strict_check(void)
 		struct fd_entry *e = &fd_tab[i];
 		const char *path;
 
-		if (e->same_as >= 0 || e->outer >= 0 || action_of(e) != ACT_LOCAL ||
+		if (e->same_as >= 0 || e->outer >= 0 || action_of(e) != ACT_LOCAL || late(e) ||
 		    (e->kind != FD_FILE && e->kind != FD_DIR && e->kind != FD_DEV))
 			continue;
 		path = entry_path(e, buf, sizeof(buf));
@@ -357,17 +379,16 @@ static int strict_check(void)
 int fd_restart(void)
 {
 	const struct cryo_restart_info *ri = &cryo_restart_info_g;
-	int top = 3;
+	int top;
 	size_t i;
 
 	keep_stdio = (ri->flags & CRYO_RESTART_F_KEEP_STDIO) != 0;
 	strict = (ri->flags & CRYO_RESTART_F_STRICT_FILES) != 0;
 	nvanished = 0;
+	top = top_fd();
 	for (i = 0; i < fd_ntab; i++) {
 		fd_tab[i].tmp = -1;
 		fd_tab[i].restored = 0;
-		if (fd_tab[i].fd >= top)
-			top = fd_tab[i].fd + 1;
 		share_note_fd(fd_tab[i].fd);
 	}
 	if (strict && strict_check() > 0)
@@ -403,6 +424,8 @@ int fd_restart(void)
 			  e->owner_fd);
 		switch (action_of(e)) {
 		case ACT_LOCAL:
+			if (late(e))
+				break;
 			fd = open_local(e, top);
 			/* --keep-stdio could not: the restarting side's, as without it */
 			if (sys_failed(fd) && e->outer >= 0 && e->fd > 2 && restarting_stdio[e->outer] >= 0)
@@ -448,7 +471,7 @@ int fd_restart(void)
 			place_group(i, e->tmp);
 		else if (e->restored)
 			place_group(i, e->fd);	/* the others of a group left at 0-2 */
-		if (a == ACT_LOCAL || a == ACT_OUTER)
+		if ((a == ACT_LOCAL && !late(e)) || a == ACT_OUTER)
 			close_group_stdio(i);	/* vanished: no stand-in */
 	}
 	for (i = 0; i < 3; i++)
@@ -472,6 +495,19 @@ int fd_restart_share(void)
 {
 	int ret = 0;
 
+	for (size_t i = 0; i < fd_ntab; i++) {
+		struct fd_entry *e = &fd_tab[i];
+		long fd;
+
+		if (e->same_as >= 0 || action_of(e) != ACT_LOCAL || !late(e) || (strict && nvanished))
+			continue;
+		fd = reopen_path(e, top_fd());
+		if (!sys_failed(fd)) {
+			place_group(i, (int)fd);
+			sys_close((int)fd);
+		}
+		close_group_stdio(i);
+	}
 	if (strict && nvanished) {
 		/* Every process is registered by now: leaving makes the
 		 * coordinator stop the whole group before any program runs. */
@@ -517,12 +553,9 @@ int fd_restart_refill(void)
 
 int fd_restart_resume(void)
 {
-	int top = 3;
+	int top = top_fd();
 	size_t i;
 
-	for (i = 0; i < fd_ntab; i++)
-		if (fd_tab[i].fd >= top)
-			top = fd_tab[i].fd + 1;
 	for (i = 0; i < fd_ntab; i++) {
 		struct fd_entry *e = &fd_tab[i];
 		int32_t status = 0;

@@ -3,8 +3,13 @@
  * directory (argv[1], else $TMPDIR, else /tmp):
  * - s: shared.txt, O_RDWR without O_APPEND: one offset for both processes;
  * - del: a file deleted at once, O_RDWR, also written at its shared offset;
- * - nul: /dev/null; dir: the work directory.
- * The child adds fd 7 as a dup of s and moves del to fd 9 (other numbers
+ * - nul: /dev/null; dir: the work directory;
+ * - pst: /proc/self/status of the parent (DMTCP's procfd1): whichever
+ *   process reopens it after a restart must name the parent's new pid.
+ * The child also opens /proc/PPID/status on its own: after a restart it
+ * must name the parent's new pid too. Both are checked against the
+ * parent's F_SETOWN on s (restored as the parent's new kernel pid).
+ * The child adds fd 11 as a dup of s and moves del to fd 12 (other numbers
  * than the parent's, same descriptions). Each also opens shared.txt on its
  * own (a description of its own, with its own offset).
  * Parent and child take turns (SIGUSR2 back and forth): each turn writes
@@ -23,7 +28,7 @@
 #define ROUNDS 20		/* turns of each process per cycle */
 #define NCYCLES 4
 
-static int s, del, nul, dir, own;
+static int s, del, nul, dir, own, pst, ppst;
 static long own_pos;		/* what this process's own reader took */
 
 static void record(char *buf, int n, const char *who)
@@ -31,6 +36,19 @@ static void record(char *buf, int n, const char *who)
 	memset(buf, '.', REC);
 	snprintf(buf, REC, "%s record %d", who, n);
 	buf[REC - 1] = '\n';
+}
+
+/* The Tgid: line of a /proc/PID/status fd. */
+static int tgid_of(int fd)
+{
+	char buf[2048], *p;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	T_CHECK(n > 0, "read a status file: %s", strerror(errno));
+	buf[n] = '\0';
+	p = strstr(buf, "\nTgid:");
+	T_CHECK(p != NULL, "no Tgid in a status file");
+	return atoi(p + 6);
 }
 
 /* Takes one turn: checks the shared offsets, writes record n. */
@@ -46,6 +64,8 @@ static void turn(int sfd, int dfd, int n, const char *who)
 	T_CHECK(write(sfd, buf, REC) == REC, "%s: write shared.txt: %s", who, strerror(errno));
 	T_CHECK(write(dfd, buf, REC) == REC, "%s: write the deleted file: %s", who, strerror(errno));
 	T_CHECK(write(nul, buf, REC) == REC, "%s: write /dev/null", who);
+	T_CHECK(tgid_of(pst) == fcntl(s, F_GETOWN), "%s: the parent's status names pid %d, not %d", who,
+		tgid_of(pst), fcntl(s, F_GETOWN));
 }
 
 /* This process's own reader takes every record written so far. */
@@ -80,23 +100,29 @@ static void wait_turn(void)
 
 static int child_main(void)
 {
-	int sfd7, dfd9;
+	char path[64];
+	int sfd11, dfd12;
 	struct stat st;
 
-	sfd7 = dup2(s, 7);
-	dfd9 = dup2(del, 9);
-	T_CHECK(sfd7 == 7 && dfd9 == 9 && close(del) == 0, "child fds");
+	sfd11 = dup2(s, 11);
+	dfd12 = dup2(del, 12);
+	T_CHECK(sfd11 == 11 && dfd12 == 12 && close(del) == 0, "child fds");
 	own = openat(dir, "shared.txt", O_RDONLY);
 	T_CHECK(own >= 0, "child: open its own reader");
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)getppid());
+	ppst = open(path, O_RDONLY);
+	T_CHECK(ppst >= 0, "child: open %s", path);
 	for (int n = 1; n < 2 * ROUNDS * NCYCLES; n += 2) {
 		wait_turn();
 		/* alternate the fd numbers: both are the one description */
-		turn(n % 4 == 1 ? s : 7, 9, n, "child");
+		turn(n % 4 == 1 ? s : 11, 12, n, "child");
 		if (n % 8 == 1)
 			read_own(n, "child");
-		T_CHECK(fstat(9, &st) == 0 && st.st_nlink == 0, "child: the deleted file has a name");
-		T_CHECK(fcntl(7, F_GETOWN) > 0 && fcntl(9, F_GETOWN) == 0, "child: F_GETOWN %d/%d",
-			fcntl(7, F_GETOWN), fcntl(9, F_GETOWN));
+		T_CHECK(fstat(12, &st) == 0 && st.st_nlink == 0, "child: the deleted file has a name");
+		T_CHECK(tgid_of(ppst) == fcntl(s, F_GETOWN), "child: /proc/PPID/status names pid %d, not %d",
+			tgid_of(ppst), fcntl(s, F_GETOWN));
+		T_CHECK(fcntl(11, F_GETOWN) > 0 && fcntl(12, F_GETOWN) == 0, "child: F_GETOWN %d/%d",
+			fcntl(11, F_GETOWN), fcntl(12, F_GETOWN));
 		T_CHECK(kill(getppid(), SIGUSR2) == 0, "child: signal the parent");
 	}
 	read_own(2 * ROUNDS * NCYCLES, "child");
@@ -124,7 +150,8 @@ int main(int argc, char **argv)
 		T_CHECK(write(del, buf, REC) == REC, "fill the deleted file");
 	nul = open("/dev/null", O_WRONLY);
 	dir = open(t_workdir(argc, argv, 1), O_RDONLY | O_DIRECTORY);
-	T_CHECK(nul >= 0 && dir >= 0, "open: %s", strerror(errno));
+	pst = open("/proc/self/status", O_RDONLY);
+	T_CHECK(nul >= 0 && dir >= 0 && pst >= 0, "open: %s", strerror(errno));
 	fflush(stdout);
 	child = fork();
 	T_CHECK(child >= 0, "fork");

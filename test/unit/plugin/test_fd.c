@@ -137,18 +137,23 @@ static void memfd_names(void **state)
 	assert_int_equal(strlen(name), 249);	/* memfd_create's limit */
 }
 
-static void proc_paths_of_the_process(void **state)
+static void proc_paths(void **state)
 {
+	pid_t pid = 7;
+
 	(void)state;
-	assert_int_equal(fd_proc_self_off("/proc/1234/status", 1234), 10);
-	assert_int_equal(fd_proc_self_off("/proc/1234", 1234), 10);
-	assert_int_equal(fd_proc_self_off("/proc/12345/status", 1234), 0);
-	assert_int_equal(fd_proc_self_off("/proc/123/status", 1234), 0);
-	assert_int_equal(fd_proc_self_off("/proc/self/status", 1234), 0);
-	assert_int_equal(fd_proc_self_off("/proc/1234x/status", 1234), 0);
-	assert_int_equal(fd_proc_self_off("/proc//status", 1234), 0);
-	assert_int_equal(fd_proc_self_off("/tmp/1234/status", 1234), 0);
-	assert_int_equal(fd_proc_self_off("/proc/99999999999999999999/x", 1234), 0);
+	assert_int_equal(fd_proc_pid_off("/proc/1234/status", &pid), 10);
+	assert_int_equal(pid, 1234);
+	assert_int_equal(fd_proc_pid_off("/proc/56", &pid), 8);
+	assert_int_equal(pid, 56);
+	pid = 7;
+	assert_int_equal(fd_proc_pid_off("/proc/self/status", &pid), 0);
+	assert_int_equal(fd_proc_pid_off("/proc/1234x/status", &pid), 0);
+	assert_int_equal(fd_proc_pid_off("/proc//status", &pid), 0);
+	assert_int_equal(fd_proc_pid_off("/proc/0/status", &pid), 0);
+	assert_int_equal(fd_proc_pid_off("/tmp/1234/status", &pid), 0);
+	assert_int_equal(fd_proc_pid_off("/proc/99999999999999999999/x", &pid), 0);
+	assert_int_equal(pid, 7);	/* untouched when not a /proc/PID path */
 }
 
 static void sizes(void **state)
@@ -264,7 +269,7 @@ int main(void)
 		cmocka_unit_test(strips_deleted),
 		cmocka_unit_test(directory_parts),
 		cmocka_unit_test(memfd_names),
-		cmocka_unit_test(proc_paths_of_the_process),
+		cmocka_unit_test(proc_paths),
 		cmocka_unit_test(sizes),
 		cmocka_unit_test(tags),
 		cmocka_unit_test(stdio_ids),
