@@ -409,7 +409,9 @@ int fd_restart(void)
 			stdio_set_outer((int)i, restarting_stdio[i] >= 0 && !sys_failed(sys_fstat(restarting_stdio[i], &st))
 							? &st : NULL);
 		}
-		stdio_export();
+		if (stdio_export() < 0)
+			log_debug("CRYO_STDIO left as it was: programs exec'd from now on take the first "
+				  "run's stdio for the user's");
 	}
 	for (i = 0; i < fd_ntab; i++) {
 		struct fd_entry *e = &fd_tab[i];

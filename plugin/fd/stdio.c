@@ -105,12 +105,22 @@ const char *stdio_value(void)
 	return env_buf + sizeof(ENV_NAME) - 1;
 }
 
-void stdio_export(void)
+int stdio_export(void)
 {
-	stdio_value();
-	for (char **e = environ; e && *e; e++)
-		if (!nolibc_strncmp(*e, ENV_NAME, sizeof(ENV_NAME) - 1)) {
-			*e = env_buf;	/* as putenv does: the pointer, not a copy */
-			return;
-		}
+	const char *v = stdio_value();
+	size_t n = nolibc_strlen(v);
+
+	for (char **e = environ; e && *e; e++) {
+		char *old = *e + sizeof(ENV_NAME) - 1;
+
+		if (nolibc_strncmp(*e, ENV_NAME, sizeof(ENV_NAME) - 1))
+			continue;
+		/* In place: the string may be the program's to free (perl
+		 * frees its copy of the environment at exit). */
+		if (nolibc_strlen(old) < n)
+			return -1;
+		nolibc_memcpy(old, v, n + 1);
+		return 0;
+	}
+	return -1;
 }
