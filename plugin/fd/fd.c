@@ -256,6 +256,13 @@ static int describe(int fd, int dirfd, void *arg)
 		 * files, pipes and sockets count as the user's. */
 		if (e->outer >= 0 && fd > 2 && e->kind == FD_DEV && !e->tty)
 			e->outer = -1;
+		/* The user's terminal may well be a pseudo-terminal: a device
+		 * to reopen by path (--keep-stdio), not one of the computation's
+		 * ptys. */
+		if (e->outer >= 0 && e->kind == FD_PTY) {
+			e->kind = FD_DEV;
+			e->tty = 1;
+		}
 	}
 	if (e->kind == FD_FILE || e->kind == FD_DIR) {
 		pid_t p;

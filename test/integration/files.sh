@@ -16,6 +16,8 @@
 # 3. A file deleted while open, larger than CRYO_DELETED_MAX: the
 #    checkpoint is refused with one line, the program runs on, no image is
 #    left half-written.
+# 4. --keep-stdio with the user's terminal (a pseudo-terminal of script(1)):
+#    reopened by path, the output reaches it again.
 #
 #   test/integration/files.sh [--keep]        prints PASS files / FAIL files: why
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -197,5 +199,47 @@ ls "$T"/ckpt/*.tmp >/dev/null 2>&1 && fail "a temporary image was left: $(ls "$T
 alive "$APP_PID" || fail "the program died with the refused checkpoint"
 kill -USR1 "$APP_PID"
 wait_line "$T/c.out" "@@READY 2" "$APP_PID"
+"$BIN/cryo_command" $C --kill >/dev/null || fail "cryo_command --kill"
+stop "$APP_PID" KILL
+APP_PID=
 
-echo "PASS $NAME (stdio kept and not, vanished and changed files, strict refusals, deleted-file limit)"
+# ---- 4. --keep-stdio with a terminal: launched inside script(1), whose
+# pseudo-terminal is the outer stdio and outlives the program (a sleep
+# holds it); restarted from here with --keep-stdio, the program reopens
+# that terminal and its output reaches the typescript again.
+if [ -x /usr/bin/script ]; then
+	mkdir -p "$T/d"
+	make_files "$T/d"
+	{
+		echo "CRYO_TEST_READY_TIMEOUT=$((STEP * 3)) '$BIN/cryo_launch' --coord '$COORD' '$APP' '$T/d'"
+		echo 'echo "launch exited $?"'
+		echo "sleep $((STEP * 2))"
+	} >"$T/d.sh"
+	/usr/bin/script -qfc "sh $T/d.sh" "$T/typescript" >/dev/null 2>"$T/script.err" </dev/null &
+	SCRIPT_PID=$!
+	for _ in $(seq $((STEP * 20))); do grep -q "@@READY 1" "$T/typescript" 2>/dev/null && break; sleep 0.05; done
+	grep -q "@@READY 1" "$T/typescript" || fail "no @@READY 1 in the typescript: $(cat "$T/typescript" "$T/script.err")"
+	checkpoint_kill
+	for _ in $(seq 100); do grep -q "launch exited" "$T/typescript" && break; sleep 0.05; done
+	# shellcheck disable=SC2046
+	"$BIN/cryo_restart" $C --keep-stdio $(cat "$T/images") >"$T/r4.out" 2>"$T/r4.err" &
+	APP_PID=$!
+	restored "$APP_PID"
+	kill -USR1 "$APP_PID"
+	for _ in $(seq $((STEP * 20))); do grep -q "@@READY 2" "$T/typescript" && break; sleep 0.05; done
+	grep -q "keep: keep line 3" "$T/typescript" && grep -q "@@READY 2" "$T/typescript" ||
+		fail "--keep-stdio: the output did not reach the original terminal: $(tr -d '\r' <"$T/typescript" | tail -5; cat "$T/r4.err")"
+	[ -s "$T/r4.out" ] && fail "--keep-stdio: output went to the restarting side's stdout: $(cat "$T/r4.out")"
+	for k in 2 3; do
+		kill -USR1 "$APP_PID"
+		[ "$k" = 3 ] || for _ in $(seq $((STEP * 20))); do grep -q "@@READY 3" "$T/typescript" && break; sleep 0.05; done
+	done
+	for _ in $(seq $((STEP * 20))); do alive "$APP_PID" || break; sleep 0.05; done
+	wait "$APP_PID" || fail "the program on the kept terminal exited with status $?"
+	APP_PID=
+	tr -d '\r' <"$T/typescript" | grep -qx "done" || fail "no 'done' on the kept terminal"
+	stop "$SCRIPT_PID" TERM
+	tty=" (files and a terminal)"
+fi
+
+echo "PASS $NAME (stdio kept${tty:-} and not, vanished and changed files, strict refusals, deleted-file limit)"
