@@ -4,10 +4,11 @@
 # build/test/apps/fileshare (see there: a file, a deleted file, /dev/null
 # and a directory opened before fork, taken in turns through one offset)
 # goes through three checkpoint / kill / restart cycles: `cryo_restart
-# IMAGE...` and the restart script from another directory in turn. The
-# output must equal an uninterrupted run's, and the log must show that the
-# child received the shared descriptions from their owner, the parent,
-# rather than reopening them on its own.
+# --keep-stdio IMAGE...` (the output goes on in the first stdout, a file
+# both processes share), the restart script from another directory, and
+# `cryo_restart IMAGE...`. The output must equal an uninterrupted run's,
+# and the log must show that one process received each shared description
+# from its owner, the other, rather than reopening it on its own.
 #
 #   test/integration/files_shared.sh [--keep]   prints PASS files_shared / FAIL files_shared: why
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -26,8 +27,9 @@ APP_PID=
 export CRYO_LOG=debug CRYO_LOG_FILE=$T/cryo.log
 start_coordinator
 LAUNCH_OUT=seg1 launch "$APP" "$T/work"
+out=$T/seg1.out
 for k in 1 2 3; do
-	wait_line "$T/seg$k.out" "@@READY $k" "$APP_PID"
+	wait_line "$out" "@@READY $k" "$APP_PID"
 	# Once, a checkpoint the computation resumes from: the election's
 	# F_SETOWN marks must be undone (the next checkpoint would take them
 	# for the program's own, and the program checks them after restarts).
@@ -42,7 +44,14 @@ for k in 1 2 3; do
 	alive "$APP_PID" && fail "the processes survived --kill"
 	wait "$APP_PID" 2>/dev/null
 	s=$((k + 1))
-	if [ $((k % 2)) = 1 ]; then
+	out=$T/seg$s.out
+	if [ "$k" = 1 ]; then
+		# The original stdout (seg1.out, shared by both processes) is
+		# kept: its owner reopens it and sends it to the other.
+		# shellcheck disable=SC2046
+		"$BIN/cryo_restart" $C --keep-stdio $(cat "$T/images") >"$T/seg$s.out" 2>"$T/seg$s.err" &
+		out=$T/seg1.out
+	elif [ "$k" = 3 ]; then
 		# shellcheck disable=SC2046
 		"$BIN/cryo_restart" $C $(cat "$T/images") >"$T/seg$s.out" 2>"$T/seg$s.err" &
 	else
@@ -64,6 +73,7 @@ for _ in $(seq $((STEP * 20))); do alive "$APP_PID" || break; sleep 0.05; done
 wait "$APP_PID"
 rc=$?
 APP_PID=
+[ -s "$T/seg2.out" ] && fail "--keep-stdio: output in the restarting side's stdout: $(cat "$T/seg2.out")"
 cat "$T"/seg[1-4].out >"$T/cryo.out"
 diff "$T/ref.out" "$T/cryo.out" >"$T/diff" || fail "output differs from the uninterrupted run: $(head -20 "$T/diff")"
 [ "$rc" = 0 ] || fail "exit status $rc: $(cat "$T/seg4.err")"
@@ -75,4 +85,7 @@ grep -q "on its own" "$T/cryo.log" && fail "a shared description was reopened on
 made=$(grep -c 'fd: fd [0-9]*: .*shared-deleted (deleted), kind 4, action 3' "$T/cryo.log")
 got=$(grep -c 'fd: fd [0-9]*: .*shared-deleted (deleted), kind 4, action 4' "$T/cryo.log")
 [ "$made/$got" = 3/3 ] || fail "in 3 restarts the deleted file was made $made times and received $got times, expected 3 and 3"
+made=$(grep -c 'fd: fd 1: .*/seg1.out, kind 1, action 3' "$T/cryo.log")
+got=$(grep -c 'fd: fd 1: .*/seg1.out, kind 1, action 4' "$T/cryo.log")
+[ "$made/$got" = 1/1 ] || fail "with --keep-stdio the shared stdout was reopened $made times and received $got times, expected once each"
 echo "PASS $NAME (2 processes, 3 cycles, shared descriptions received from their owner)"
