@@ -6,6 +6,7 @@
 #ifndef CRYO_PLUGIN_FD_FD_PRIV_H
 #define CRYO_PLUGIN_FD_FD_PRIV_H
 #include <stddef.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,9 +20,9 @@ enum fd_kind {
 	FD_DEV,		/* character or block device, not a pty: reopened by path */
 	FD_DELETED,	/* regular file deleted while open: content in the image */
 	FD_MEMFD,	/* memfd: content in the image */
-	FD_ELSEWHERE,	/* pipe, FIFO, event fd: another plugin's */
+	FD_ELSEWHERE,	/* pipe, FIFO (plugin/pipe), event fd (plugin/event) */
 	FD_SOCKET,	/* not restored yet (a warning) */
-	FD_PTY,		/* not restored yet (a warning) */
+	FD_PTY,		/* ptmx, pts, /dev/tty: plugin/pty's */
 	FD_UNKNOWN,	/* not restored (a warning) */
 };
 
@@ -44,8 +45,7 @@ struct fd_entry {
 	uint32_t proc_off;	/* a "/proc/PID/..." path: the length of "/proc/PID", else 0 */
 	pid_t proc_vpid;	/* and PID as a virtual pid */
 	uint32_t seals;		/* memfd: F_GET_SEALS */
-	int prog_own_type;	/* the program's F_GETOWN_EX type, 0 = none */
-	pid_t prog_own_id;	/* and its pid, pgid or tid, virtual */
+	struct f_owner_ex prog_own;	/* the program's F_GETOWN_EX (plugin/owner.h); pid 0: none */
 	pid_t owner_vpid;	/* the elected owner of the description */
 	int owner_fd;		/* the owner's lowest fd on it (with owner_vpid: the share tag) */
 	uint64_t data_addr, data_len, map_len;	/* content read by the owner at DRAIN */

@@ -16,9 +16,9 @@
  * /proc/OWNER/fd): owner pid and fd name the description at restart, where
  * the owner reopens it and sends it to the others (plugin/share.h). The
  * program's own F_GETOWN_EX value is read at SUSPEND, before any process
- * marks, and put back at RESUME and after a restart. The pipe plugin plays
- * the same trick on pipe fds; this plugin marks only files, directories and
- * devices.
+ * marks, and put back at RESUME and after a restart (plugin/owner.h). The
+ * pipe, event and pty plugins play the same trick on their fds; this one
+ * marks only files, directories, devices, deleted files and memfds.
  *
  * Files deleted while open and memfds are saved by content: the owner reads
  * them at DRAIN into anonymous memory, which the image holds; beyond
@@ -42,10 +42,14 @@
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
 #include "mtcp/vpid.h"
+#include "plugin/event/event.h"
 #include "plugin/fd/fd-priv.h"
 #include "plugin/fd/fd.h"
 #include "plugin/fd/fdinfo.h"
 #include "plugin/fd/stdio.h"
+#include "plugin/fdscan.h"
+#include "plugin/owner.h"
+#include "plugin/pty/pty.h"
 
 #define DELETED_MAX_DEFAULT (64ull << 20)
 #define OWNERS_MAX 1024
@@ -58,10 +62,11 @@ unsigned fd_stdio_open;
 static size_t pool_used;
 static uint64_t deleted_max = DELETED_MAX_DEFAULT;
 
-/* The program's own F_GETOWN_EX values (non-zero ones), read at SUSPEND. */
+/* The program's own F_GETOWN_EX values (non-zero ones), read at SUSPEND
+ * (plugin/owner.h: pid virtual, a thread's tid kernel). */
 static struct prog_owner {
-	int fd, type;
-	pid_t pid;	/* kernel pid, pgid or tid */
+	int fd;
+	struct f_owner_ex o;
 } owners[OWNERS_MAX];
 static size_t nowners;
 
@@ -117,18 +122,18 @@ static int fd_init(void)
 	return 0;
 }
 
-static int note_owner(int fd, int dirfd, void *arg)
+static int note_owner(int fd, const struct stat *st, void *arg)
 {
-	struct f_owner_ex o = { 0, 0 };
+	struct f_owner_ex o;
 
-	(void)dirfd;
+	(void)st;
 	(void)arg;
-	if (fd >= ckpt_fd_base() || nowners >= OWNERS_MAX)
+	if (nowners >= OWNERS_MAX)
 		return 0;
-	if (!sys_failed(sys_fcntl(fd, F_GETOWN_EX, (long)&o)) && o.pid) {
+	owner_get(fd, &o);
+	if (o.pid) {
 		owners[nowners].fd = fd;
-		owners[nowners].type = o.type;
-		owners[nowners].pid = o.pid;
+		owners[nowners].o = o;
 		nowners++;
 	}
 	return 0;
@@ -146,7 +151,7 @@ static int fd_pre_ckpt(void)
 		return -1;
 	fd_ntab = 0;
 	nowners = 0;
-	each_fd("/proc/self/fd", note_owner, NULL);
+	fdscan_each(note_owner, NULL);
 	return 0;
 }
 
@@ -162,10 +167,13 @@ static int kind_of(struct fd_entry *e, const struct stat *st, int have_st, int f
 	const char *link = fd_path(e);
 	struct stat ps;
 
+	if (have_st && pty_kind(st) != PTY_NONE)
+		return FD_PTY;		/* plugin/pty's (the user's terminal: see describe) */
 	switch (fd_classify_link(link)) {
 	case FD_LINK_PIPE:
-	case FD_LINK_ANON:
 		return FD_ELSEWHERE;
+	case FD_LINK_ANON:
+		return event_link_kind(link) ? FD_ELSEWHERE : FD_UNKNOWN;
 	case FD_LINK_SOCKET:
 		return FD_SOCKET;
 	case FD_LINK_PTY:
@@ -206,9 +214,9 @@ static int kind_of(struct fd_entry *e, const struct stat *st, int have_st, int f
 static int describe(int fd, int dirfd, void *arg)
 {
 	struct fd_entry *e;
-	char name[32], info[512];
+	char name[32];
 	struct stat st;
-	long n, f;
+	long n;
 	int have_st;
 
 	(void)arg;
@@ -234,13 +242,7 @@ static int describe(int fd, int dirfd, void *arg)
 	fd_pool[pool_used + (size_t)n] = '\0';
 	e->path_len = (uint32_t)n;
 	pool_used += (size_t)n + 1;
-	nolibc_snprintf(name, sizeof(name), "/proc/self/fdinfo/%d", fd);
-	f = sys_open(name, O_RDONLY | O_CLOEXEC, 0);
-	n = sys_failed(f) ? -1 : sys_read((int)f, info, sizeof(info) - 1);
-	if (!sys_failed(f))
-		sys_close((int)f);
-	info[n > 0 ? n : 0] = '\0';
-	fd_parse_fdinfo(info, &e->pos, &e->flags);
+	fdscan_info(fd, &e->pos, &e->flags);	/* FD_CLOEXEC from F_GETFD */
 	have_st = !sys_failed(sys_fstat(fd, &st));
 	e->kind = kind_of(e, &st, have_st, fd);
 	if (have_st) {
@@ -257,9 +259,9 @@ static int describe(int fd, int dirfd, void *arg)
 		if (e->outer >= 0 && fd > 2 && e->kind == FD_DEV && !e->tty)
 			e->outer = -1;
 		/* The user's terminal may well be a pseudo-terminal: a device
-		 * to reopen by path (--keep-stdio), not one of the computation's
-		 * ptys. */
-		if (e->outer >= 0 && e->kind == FD_PTY) {
+		 * to reopen by path with --keep-stdio (without, plugin/pty
+		 * gives fds above 2 the restarting side's terminal). */
+		if (e->outer >= 0 && e->kind == FD_PTY && pty_kind(&st) == PTY_SLAVE) {
 			e->kind = FD_DEV;
 			e->tty = 1;
 		}
@@ -313,21 +315,18 @@ static int electable(const struct fd_entry *e)
 
 static void program_owner(struct fd_entry *e)
 {
-	for (size_t i = 0; i < nowners; i++) {
-		if (owners[i].fd != e->fd)
-			continue;
-		e->prog_own_type = owners[i].type;
-		e->prog_own_id = owners[i].type == F_OWNER_TID ? threads_virt_tid(owners[i].pid)
-							       : vpid_to_virt(owners[i].pid);
-		return;
-	}
+	e->prog_own.type = F_OWNER_PID;
+	e->prog_own.pid = 0;
+	for (size_t i = 0; i < nowners; i++)
+		if (owners[i].fd == e->fd)
+			e->prog_own = owners[i].o;
 }
 
 /* ELECT, threads parked in every process: the table, then a mark on each
  * description this process may own. */
 static int fd_elect(void)
 {
-	pid_t kpid = (pid_t)sys_getpid();
+	pid_t kpid = vpid_kernel_pid();
 	int r;
 
 	fd_ntab = pool_used = 0;
@@ -347,8 +346,11 @@ static int fd_elect(void)
 		e->owned = 1;
 		e->owner_vpid = vpid_self();
 		e->owner_fd = e->fd;
-		if (electable(e) && !sys_failed(sys_fcntl(e->fd, F_SETOWN, kpid)))
-			e->marked = 1;	/* O_PATH fds refuse F_SETOWN: private */
+		/* O_PATH fds refuse F_SETOWN: each process reopens its own */
+		if (electable(e) && !(e->flags & O_PATH)) {
+			owner_mark(e->fd);
+			e->marked = 1;
+		}
 	}
 	return 0;
 }
@@ -434,26 +436,24 @@ static int fd_drain(void)
 
 	for (size_t i = 0; i < fd_ntab; i++) {
 		struct fd_entry *e = &fd_tab[i];
-		long v;
+		int32_t owner;
 		int r;
 
-		if (e->same_as >= 0 || !e->marked)
-			continue;
-		v = sys_fcntl(e->fd, F_GETOWN, 0);
-		if (sys_failed(v) || v <= 0 || v == s.kpid)
+		if (e->same_as >= 0 || !e->marked || owner_read(e->fd, &owner) || owner <= 0)
 			continue;	/* ours */
-		s.okpid = (pid_t)v;
+		/* The owner's lowest fd on the description names it in both. */
+		s.okpid = vpid_to_real(owner);
 		s.fd = e->fd;
-		nolibc_snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)v);
+		nolibc_snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)s.okpid);
 		r = each_fd(dir, same_description, &s);
 		if (r <= 0) {
 			log_warn("fd %d (%s): shared with process %d, which cannot be inspected (%s); it comes "
 				 "back as a description of its own",
-				 e->fd, fd_path(e), (int)vpid_to_virt((pid_t)v), r < 0 ? "no access" : "not found");
+				 e->fd, fd_path(e), (int)owner, r < 0 ? "no access" : "not found");
 			continue;
 		}
 		e->owned = 0;
-		e->owner_vpid = vpid_to_virt((pid_t)v);
+		e->owner_vpid = owner;
 		e->owner_fd = r - 1;
 	}
 	for (size_t i = 0; i < fd_ntab; i++) {
@@ -466,22 +466,6 @@ static int fd_drain(void)
 	return 0;
 }
 
-static void set_owner(const struct fd_entry *e, int restarted)
-{
-	struct f_owner_ex o = { .type = e->prog_own_type, .pid = 0 };
-
-	if (!e->prog_own_type) {
-		sys_fcntl(e->fd, F_SETOWN, 0);
-		return;
-	}
-	if (e->prog_own_type == F_OWNER_TID)
-		o.pid = threads_real_tid(e->prog_own_id);
-	else
-		o.pid = vpid_to_real(e->prog_own_id);
-	if (sys_failed(sys_fcntl(e->fd, F_SETOWN_EX, (long)&o)) && restarted)
-		log_warn("fd %d: its owner (F_SETOWN) %d is not back", e->fd, (int)e->prog_own_id);
-}
-
 /* Puts back the program's F_SETOWN values (after a checkpoint or a
  * restart) and lets the content of deleted files go. */
 void fd_owners_back(int restarted)
@@ -492,8 +476,8 @@ void fd_owners_back(int restarted)
 		if (e->same_as >= 0)
 			continue;
 		/* A reopened description has no owner: set only the program's. */
-		if (restarted ? e->restored && e->prog_own_type : e->marked)
-			set_owner(e, restarted);
+		if (restarted ? e->restored && e->prog_own.pid : e->marked)
+			owner_set(e->fd, &e->prog_own, restarted);
 		if (e->data_addr) {
 			sys_munmap((void *)(uintptr_t)e->data_addr, (size_t)e->map_len);
 			e->data_addr = 0;

@@ -296,9 +296,6 @@ static void warn_unrestored(const struct fd_entry *e)
 			return;	/* the socket plugin's business */
 		what = "sockets are not supported yet";
 		break;
-	case FD_PTY:
-		what = "pseudo-terminals are not supported yet";
-		break;
 	case FD_UNKNOWN:
 		what = "of a kind cryo does not know";
 		break;
