@@ -137,6 +137,12 @@ static void check_file(const struct fd_entry *e, int fd, const char *path)
 	if ((uint64_t)st.st_ino != e->ino || (uint64_t)st.st_dev != e->dev) {
 		log_warn("fd %d: %s was replaced since the checkpoint (another file has its name); reopened "
 			 "at offset %llu", e->fd, path, e->pos);
+	} else if (e->outer >= 0) {
+		/* The user's output file (--keep-stdio) grows by nature, cryo's
+		 * own log lines of the checkpoint included: only a loss counts. */
+		if ((uint64_t)st.st_size < e->pos)
+			log_warn("fd %d: %s is now shorter than the saved offset (%lld bytes, offset %llu)", e->fd,
+				 path, (long long)st.st_size, e->pos);
 	} else if ((uint64_t)st.st_size != e->size || (int64_t)st.st_mtim.tv_sec != e->mtime_sec ||
 		   (int64_t)st.st_mtim.tv_nsec != e->mtime_nsec) {
 		log_warn("fd %d: %s changed since the checkpoint (%llu bytes then, %lld now)%s", e->fd, path,
