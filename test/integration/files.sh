@@ -239,6 +239,8 @@ if [ -x /usr/bin/script ]; then
 	for _ in $(seq $((STEP * 20))); do alive "$APP_PID" || break; sleep 0.05; done
 	wait "$APP_PID" || fail "the program on the kept terminal exited with status $?"
 	APP_PID=
+	# script(1) copies the terminal's output to the typescript a moment later
+	for _ in $(seq $((STEP * 20))); do tr -d '\r' <"$T/typescript" | grep -qx "done" && break; sleep 0.05; done
 	tr -d '\r' <"$T/typescript" | grep -qx "done" || fail "no 'done' on the kept terminal"
 	stop "$SCRIPT_PID" TERM
 	tty=" (files and a terminal)"
