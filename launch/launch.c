@@ -50,8 +50,7 @@ static void set(const char *name, const char *value)
 }
 
 /* CRYO_STDIO: what stdin, stdout and stderr are outside the computation
- * ("DEV:INO" each, 16 hex digits apiece so that a restarted process can
- * rewrite it in place; "-" if closed), so that after a restart the library can
+ * ("DEV:INO" each, "-" if closed), so that after a restart the library can
  * tell the user's terminal or files (replaced by the restarting side's)
  * from pipes and files of the computation's own (restored). */
 static void set_stdio_ids(void)
@@ -64,7 +63,7 @@ static void set_stdio_ids(void)
 		struct stat st;
 
 		if (fstat(fd, &st) == 0)
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%016llx:%016llx", fd ? " " : "",
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%llx:%llx", fd ? " " : "",
 					      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 		else
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s-", fd ? " " : "");

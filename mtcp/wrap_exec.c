@@ -125,11 +125,15 @@ void exec_env_set(const char *name, const char *value)
 	}
 	if (i == nkept && nkept == MAX_KEPT)
 		return;
-	if (nset == MAX_SET) {
+	/* Replaced before (an earlier restart): its slot again. */
+	if (i < nkept && kept[i] >= set_buf[0] && kept[i] < set_buf[MAX_SET]) {
+		slot = (char *)kept[i];
+	} else if (nset == MAX_SET) {
 		log_warn("cannot pass %s to new programs: too many replaced variables", name);
 		return;
+	} else {
+		slot = set_buf[nset++];
 	}
-	slot = set_buf[nset++];
 	nolibc_snprintf(slot, SET_LEN, "%s=%s", name, value);
 	kept[i] = slot;
 	if (i == nkept)

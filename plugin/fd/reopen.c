@@ -34,6 +34,7 @@
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
 #include "mtcp/vpid.h"
+#include "mtcp/wrap_exec.h"
 #include "plugin/fd/fd-priv.h"
 #include "plugin/fd/fdinfo.h"
 #include "plugin/fd/stdio.h"
@@ -412,9 +413,7 @@ int fd_restart(void)
 			stdio_set_outer((int)i, restarting_stdio[i] >= 0 && !sys_failed(sys_fstat(restarting_stdio[i], &st))
 							? &st : NULL);
 		}
-		if (stdio_export() < 0)
-			log_debug("CRYO_STDIO left as it was: programs exec'd from now on take the first "
-				  "run's stdio for the user's");
+		exec_env_set("CRYO_STDIO", stdio_value());	/* for programs exec'd from now on */
 	}
 	for (i = 0; i < fd_ntab; i++) {
 		struct fd_entry *e = &fd_tab[i];

@@ -2,17 +2,13 @@
  * memory, which every image holds, so a restarted process still knows what
  * the first run's terminal was. */
 #include <stdlib.h>
-#include <unistd.h>
 #include "mtcp/nolibc/fmt.h"
-#include "mtcp/nolibc/string.h"
 #include "mtcp/util.h"
 #include "plugin/fd/stdio.h"
 
-#define ENV_NAME "CRYO_STDIO="
-
 static unsigned long long out_dev[3], out_ino[3];
 static int out_have[3];
-static char env_buf[sizeof(ENV_NAME) + 3 * 34];
+static char value_buf[3 * 34];
 
 static int parse_hex(const char **s, unsigned long long *v)
 {
@@ -92,35 +88,14 @@ void stdio_set_outer(int i, const struct stat *st)
 
 const char *stdio_value(void)
 {
-	size_t n = sizeof(ENV_NAME) - 1;
+	size_t n = 0;
 
-	nolibc_memcpy(env_buf, ENV_NAME, n);
 	for (int i = 0; i < 3; i++) {
 		if (out_have[i])
-			n += (size_t)nolibc_snprintf(env_buf + n, sizeof(env_buf) - n, "%s%llx:%llx", i ? " " : "",
-						     out_dev[i], out_ino[i]);
+			n += (size_t)nolibc_snprintf(value_buf + n, sizeof(value_buf) - n, "%s%llx:%llx",
+						     i ? " " : "", out_dev[i], out_ino[i]);
 		else
-			n += (size_t)nolibc_snprintf(env_buf + n, sizeof(env_buf) - n, "%s-", i ? " " : "");
+			n += (size_t)nolibc_snprintf(value_buf + n, sizeof(value_buf) - n, "%s-", i ? " " : "");
 	}
-	return env_buf + sizeof(ENV_NAME) - 1;
-}
-
-int stdio_export(void)
-{
-	const char *v = stdio_value();
-	size_t n = nolibc_strlen(v);
-
-	for (char **e = environ; e && *e; e++) {
-		char *old = *e + sizeof(ENV_NAME) - 1;
-
-		if (nolibc_strncmp(*e, ENV_NAME, sizeof(ENV_NAME) - 1))
-			continue;
-		/* In place: the string may be the program's to free (perl
-		 * frees its copy of the environment at exit). */
-		if (nolibc_strlen(old) < n)
-			return -1;
-		nolibc_memcpy(old, v, n + 1);
-		return 0;
-	}
-	return -1;
+	return value_buf;
 }

@@ -17,15 +17,9 @@ int stdio_outer_index(const struct stat *st, int prefer);
 /* After a restart without --keep-stdio the restarting side's stdio is the
  * outer stdio: i (0-2) becomes st's object, or none when st is NULL. */
 void stdio_set_outer(int i, const struct stat *st);
-/* Writes the current ids into the environment's CRYO_STDIO, in place (no
- * allocation: safe with the threads parked; the string stays the
- * program's), so that programs exec'd after a restart inherit them. 0, or
- * -1 if the variable is not there or too short for them (cryo_launch
- * writes fixed-width ids, so only a stdio closed at launch, "-", is). */
-int stdio_export(void);
 /* The current ids in CRYO_STDIO's format ("DEV:INO DEV:INO DEV:INO", "-"
- * for none), for whoever passes the environment on to exec'd programs.
- * Library memory, valid until the next call. */
+ * for none), to pass on to the programs exec'd from now on. Library
+ * memory, valid until the next call. */
 const char *stdio_value(void);
 /* Pure: parses "DEV:INO DEV:INO DEV:INO" ("-" for none, hex) into three
  * pairs; 0, or -1 if malformed. Unit-tested. */
