@@ -8,6 +8,7 @@
 #include "plugin/pipe/pipe.h"
 #include "plugin/pty/pty.h"
 #include "plugin/shm/shm.h"
+#include "plugin/socket/socket.h"
 #include "plugin/plugin.h"
 #include "plugin/timer/timer.h"
 
@@ -16,6 +17,7 @@ static const struct cryo_plugin *const registry[] = {
 	&event_plugin,	/* before fd (and pipe, socket): at restart, after them */
 	&timer_plugin,
 	&fd_plugin,
+	&socket_plugin,	/* after event: epoll is remade after the sockets it watches */
 	&pipe_plugin,
 	&pty_plugin,
 	&shm_plugin,

@@ -299,10 +299,7 @@ static void warn_unrestored(const struct fd_entry *e)
 
 	switch (e->kind) {
 	case FD_SOCKET:
-		if (e->fd <= 2)
-			return;	/* the socket plugin's business */
-		what = "sockets are not supported yet";
-		break;
+		return;	/* plugin/socket's */
 	case FD_UNKNOWN:
 		what = "of a kind cryo does not know";
 		break;

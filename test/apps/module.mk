@@ -7,6 +7,7 @@ TEST_APPS += corethreads forktree forkwait pidloop pipes shmem ptyshell
 TEST_APPS += eventfds epoll inotify ptimer eventshare
 TEST_APPS += pidchain spawntree pgroup
 TEST_APPS += fileappend filedeleted filedev filestdio fileshare filevanish
+TEST_APPS += tcpflow
 
 # The rule builds each program from its one .c; the harness is a header.
 $(addprefix build/test/apps/,$(TEST_APPS)): test/lib/harness.h
