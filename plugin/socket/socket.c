@@ -1007,8 +1007,6 @@ static void opts_late(int fd, const struct sk_ent *e)
 		x_setint(fd, SOL_SOCKET, SO_RCVBUF, e->rcvbuf / 2);
 	if (e->sndbuf)
 		x_setint(fd, SOL_SOCKET, SO_SNDBUF, e->sndbuf / 2);
-	log_debug("fd %d: buffers %d %d -> %d %d", e->fd, e->rcvbuf, e->sndbuf, x_getint(fd, SOL_SOCKET, SO_RCVBUF),
-		  x_getint(fd, SOL_SOCKET, SO_SNDBUF));
 	if (e->proto == IPPROTO_TCP) {
 		x_setint(fd, IPPROTO_TCP, TCP_NODELAY, e->nodelay);
 		if (e->kidle)
