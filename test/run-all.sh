@@ -141,6 +141,8 @@ build_tests() {
 	TESTS+=("shmem|script $root/test/integration/multi.sh shmem 2 $apps/shmem")
 	TESTS+=("ptyshell|script $root/test/integration/multi.sh ptyshell 2 $apps/ptyshell")
 	TESTS+=("eventshare|script $root/test/integration/multi.sh eventshare 2 $apps/eventshare")
+	TESTS+=("tcpflow|script $root/test/integration/multi.sh tcpflow 2 $apps/tcpflow")
+	TESTS+=("tcpflow6|script $root/test/integration/multi.sh tcpflow6 2 $apps/tcpflow 6")
 	TESTS+=("script|script $root/test/integration/script.sh")
 }
 build_tests "$ROOT"

@@ -126,7 +126,6 @@ static struct diag_sock *diag;	/* scratch */
 static size_t ndiag;
 static unsigned char *data;	/* drained bytes; in the image */
 static size_t data_used;
-static unsigned char *scratch;
 
 #define TAG_END 0x736b656eu	/* one remade socket, by old inode */
 #define TAG_LSN 0x736b6c73u	/* a remade listener, for the accepting side */
@@ -290,9 +289,7 @@ static int sk_pre_ckpt(void)
 		notes = ckpt_mem(SK_MAX * sizeof(*notes));
 	if (!diag)
 		diag = ckpt_scratch(DIAG_MAX * sizeof(*diag));
-	if (!scratch)
-		scratch = ckpt_scratch((size_t)ECHO_MAX * ECHO_BUF);
-	if (!tab || !notes || !diag || !scratch)
+	if (!tab || !notes || !diag)
 		return -1;
 	nnotes = 0;
 	return fdscan_each(note_owner, NULL) < 0 ? -1 : 0;
@@ -731,9 +728,10 @@ struct echo {
 	const unsigned char *cur;	/* messages: the next saved record */
 	uint64_t in_hdr[2];
 	size_t in_got;		/* stream: header + data bytes read; messages: messages read */
-	size_t pend_off, pend_len;	/* bytes read, not yet written back */
+	unsigned char *in;	/* the peer's frame, kept whole until this end's is out */
+	size_t in_cap, in_len;	/* bytes (messages: records) of it */
+	size_t back;		/* bytes (messages: records' bytes) written back */
 	int done;
-	unsigned char *buf;	/* ECHO_BUF bytes of scratch */
 };
 
 /* A hard error: the peer is gone (killed, reset). */
@@ -745,118 +743,115 @@ static int gone(struct echo *x, long r)
 	return 1;
 }
 
-static int echo_step(struct echo *x)
+/* One step of the echo on x, never blocking. The peer's frame is read
+ * whole, whatever this end's progress (so neither end waits for the other
+ * to read), and written back only once this end's own frame is out, so
+ * the two never interleave in the stream. */
+static void echo_step(struct echo *x)
 {
 	struct sk_ent *e = x->e;
-	int progress = 0;
+	size_t total = x->msgs ? (size_t)e->nmsg + 1 : 16 + e->data_len;
 	long r;
 
-	if (!x->msgs) {
-		size_t total = 16 + e->data_len;
-
-		while (x->out < total) {
+	while (x->out < total) {	/* this end's frame */
+		if (!x->msgs) {
 			const unsigned char *src = x->out < 16 ? (const unsigned char *)x->hdr + x->out
-							     : data + e->data_off + x->out - 16;
+							       : data + e->data_off + x->out - 16;
 			size_t n = x->out < 16 ? 16 - x->out : total - x->out;
 
 			r = x_send(x->fd, src, n > 65536 ? 65536 : n);
-			if (gone(x, r))
-				return 1;
-			if (r <= 0)
-				break;
-			x->out += (size_t)r;
-			progress = 1;
-		}
-		for (;;) {
-			if (x->pend_len) {
-				r = x_send(x->fd, x->buf + x->pend_off, x->pend_len);
-				if (gone(x, r))
-					return 1;
-				if (r <= 0)
-					break;
-				x->pend_off += (size_t)r;
-				x->pend_len -= (size_t)r;
-				progress = 1;
-				continue;
-			}
-			if (x->in_got < 16) {
-				r = x_recv(x->fd, (char *)x->in_hdr + x->in_got, 16 - x->in_got, 0);
-			} else {
-				size_t want = 16 + x->in_hdr[1] - x->in_got;
-
-				if (!want || x->in_hdr[0] != ECHO_MAGIC)
-					break;
-				r = x_recv(x->fd, x->buf, want < ECHO_BUF ? want : ECHO_BUF, 0);
-				if (r > 0) {
-					x->pend_off = 0;
-					x->pend_len = (size_t)r;
-				}
-			}
-			if (r == 0 || gone(x, r)) {
-				x->done = -1;	/* the peer went away */
-				return 1;
-			}
-			if (r < 0)
-				break;
-			x->in_got += (size_t)r;
-			progress = 1;
-		}
-		if (x->in_got >= 16 && x->in_hdr[0] != ECHO_MAGIC) {
-			x->done = -1;
-			return 1;
-		}
-		x->done = x->out == total && x->in_got >= 16 && x->in_got == 16 + x->in_hdr[1] && !x->pend_len;
-		return progress;
-	}
-	/* Messages: a header message, then one message each. */
-	while (x->out <= e->nmsg) {
-		if (x->out == 0) {
+			if (r > 0)
+				x->out += (size_t)r;
+		} else if (x->out == 0) {
 			r = x_send(x->fd, x->hdr, 16);
+			if (r >= 0)
+				x->out++;
 		} else {
 			uint32_t len;
 
 			nolibc_memcpy(&len, x->cur, 4);
 			r = x_send(x->fd, x->cur + 4, len);
-			if (r >= 0)
+			if (r >= 0) {
 				x->cur += 4 + len;
+				x->out++;
+			}
 		}
 		if (gone(x, r))
-			return 1;
+			return;
 		if (r < 0)
 			break;
-		x->out++;
-		progress = 1;
 	}
-	for (;;) {
-		if (x->pend_len) {
-			r = x_send(x->fd, x->buf, x->pend_len);
-			if (gone(x, r))
-				return 1;
-			if (r < 0)
+	for (;;) {	/* the peer's frame */
+		if (!x->msgs) {
+			size_t want;
+
+			if (x->in_got < 16) {
+				r = x_recv(x->fd, (char *)x->in_hdr + x->in_got, 16 - x->in_got, 0);
+			} else {
+				if (x->in_hdr[0] != ECHO_MAGIC || x->in_hdr[1] > x->in_cap) {
+					x->done = -1;
+					return;
+				}
+				want = 16 + x->in_hdr[1] - x->in_got;
+				if (!want)
+					break;
+				r = x_recv(x->fd, x->in + x->in_len, want, 0);
+				if (r > 0)
+					x->in_len += (size_t)r;
+			}
+		} else {
+			if (x->in_got >= 1 && x->in_got > x->in_hdr[1])
 				break;
-			x->pend_len = 0;
-			progress = 1;
-			continue;
+			if (x->in_got == 0) {
+				r = x_recv(x->fd, x->in_hdr, 16, 0);
+				if (r > 0 && (r != 16 || x->in_hdr[0] != ECHO_MAGIC))
+					r = 0;
+			} else {
+				if (x->in_len + 4 + ECHO_BUF > x->in_cap) {
+					x->done = -1;
+					return;
+				}
+				r = x_recv(x->fd, x->in + x->in_len + 4, ECHO_BUF, 0);
+				if (r > 0) {
+					uint32_t len = (uint32_t)r;
+
+					nolibc_memcpy(x->in + x->in_len, &len, 4);
+					x->in_len += 4 + (size_t)r;
+				}
+			}
 		}
-		if (x->in_got >= 1 && x->in_got > x->in_hdr[1])
-			break;
-		if (x->in_got == 0)
-			r = x_recv(x->fd, x->in_hdr, 16, 0);
-		else
-			r = x_recv(x->fd, x->buf, ECHO_BUF, 0);
-		if (r == 0 || gone(x, r) || (x->in_got == 0 && r > 0 && (r != 16 || x->in_hdr[0] != ECHO_MAGIC))) {
+		if (r == 0 || gone(x, r)) {
 			x->done = -1;	/* the peer went away (an empty message is not kept) */
-			return 1;
+			return;
 		}
 		if (r < 0)
 			break;
-		if (x->in_got)
-			x->pend_len = (size_t)r;
-		x->in_got++;
-		progress = 1;
+		x->in_got += x->msgs ? 1 : (size_t)r;
 	}
-	x->done = x->out == (size_t)e->nmsg + 1 && x->in_got >= 1 && x->in_got == x->in_hdr[1] + 1 && !x->pend_len;
-	return progress;
+	if (x->out < total)
+		return;
+	while (x->back < x->in_len) {	/* the peer's bytes back to it */
+		if (!x->msgs) {
+			r = x_send(x->fd, x->in + x->back, x->in_len - x->back);
+			if (r > 0)
+				x->back += (size_t)r;
+		} else {
+			uint32_t len;
+
+			nolibc_memcpy(&len, x->in + x->back, 4);
+			r = x_send(x->fd, x->in + x->back + 4, len);
+			if (r >= 0)
+				x->back += 4 + len;
+		}
+		if (gone(x, r))
+			return;
+		if (r < 0)
+			break;
+	}
+	if (!x->msgs)
+		x->done = x->in_got >= 16 && x->in_got == 16 + x->in_hdr[1] && x->back == x->in_len;
+	else
+		x->done = x->in_got >= 1 && x->in_got == x->in_hdr[1] + 1 && x->back == x->in_len;
 }
 
 /* Runs the echo on every entry of this process for which want() says so,
@@ -881,7 +876,6 @@ static int echo_all(int (*want)(const struct sk_ent *), int (*fd_of)(const struc
 			continue;
 		}
 		nolibc_memset(x, 0, sizeof(*x));
-		x->buf = scratch + n * ECHO_BUF;
 		x->e = e;
 		x->fd = fd_of(e);
 		x->msgs = e->type != SOCK_STREAM;
@@ -889,6 +883,14 @@ static int echo_all(int (*want)(const struct sk_ent *), int (*fd_of)(const struc
 		x->hdr[1] = x->msgs ? e->nmsg : e->data_len;
 		x->cur = data ? data + e->data_off : NULL;
 		n++;
+	}
+	if (n && reserve_data(DATA_MAX) < 0)
+		return -1;
+	for (size_t k = 0; k < n; k++) {	/* room for each peer's frame */
+		size_t base = (data_used + 4095) & ~4095ul, slot = ((DATA_MAX - base) / n) & ~4095ul;
+
+		xs[k].in = data + base + k * slot;
+		xs[k].in_cap = slot;
 	}
 	for (left = n; left;) {
 		size_t m = 0;

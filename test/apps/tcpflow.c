@@ -155,6 +155,7 @@ int main(int argc, char **argv)
 	fd = accept(lsn, NULL, NULL);
 	if (fd < 0)
 		t_fail("accept: %s", strerror(errno));
+	opts(fd);
 	pthread_create(&th, NULL, writer, (void *)(intptr_t)fd);
 	for (int k = 1; k <= 3; k++) {
 		read_check(fd, &word, PHASE);
