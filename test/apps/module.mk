@@ -4,7 +4,7 @@
 TEST_APPS += counter threads signals bigmem filemap recursion tls zeropages mremap \
              gettimeofday clock dlopen stdio membench ticker
 TEST_APPS += corethreads forktree forkwait pidloop pipes shmem ptyshell
-TEST_APPS += eventfds epoll inotify ptimer eventshare
+TEST_APPS += eventfds epoll inotify ptimer eventshare unixpair
 TEST_APPS += pidchain spawntree pgroup
 TEST_APPS += fileappend filedeleted filedev filestdio fileshare filevanish
 TEST_APPS += tcpflow
