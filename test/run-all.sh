@@ -143,6 +143,7 @@ build_tests() {
 	TESTS+=("eventshare|script $root/test/integration/multi.sh eventshare 2 $apps/eventshare")
 	TESTS+=("tcpflow|script $root/test/integration/multi.sh tcpflow 2 $apps/tcpflow")
 	TESTS+=("unixpair|script $root/test/integration/multi.sh unixpair 2 $apps/unixpair")
+	TESTS+=("sockext|script $root/test/integration/sockext.sh")
 	TESTS+=("tcpflow6|script $root/test/integration/multi.sh tcpflow6 2 $apps/tcpflow 6")
 	TESTS+=("script|script $root/test/integration/script.sh")
 }
