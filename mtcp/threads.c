@@ -11,6 +11,12 @@
  * they were. After a restart the restorer resumes each thread at the saved
  * context in a new process, and the handler carries on the same way.
  *
+ * One register needs care: a thread parked while blocked in wait4 or waitid
+ * has the kernel restart that call when the handler returns, with the
+ * registers it had, and after a restart the pid it names is a kernel pid
+ * of the previous run. The handler notes the virtual pid before parking
+ * and puts the new kernel pid in its place before returning (pid_arg_*).
+ *
  * Everything here runs with other threads frozen or in a signal handler:
  * raw syscalls, no malloc, no stdio. */
 #define LOG_PREFIX "threads: "
@@ -25,6 +31,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -33,6 +41,7 @@
 #include "mtcp/log.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
+#include "mtcp/vpid.h"
 #include "mtcp/wrap_signal.h"
 
 #define RSEQ_SIG_X86 0x53053053u
@@ -162,10 +171,62 @@ static void restart_interrupted(ucontext_t *uc)
 	}
 }
 
+/* The pid argument of a wait the kernel will restart when the handler
+ * returns: which register, and the virtual pid (or group, neg) it names. */
+struct pid_arg {
+	int reg;	/* REG_RDI or REG_RSI; -1: none */
+	int neg;	/* wait4's -pgid form */
+	pid_t vpid;
+};
+
+/* At checkpoint time: the interrupted thread sits on a syscall instruction
+ * (0f 05) with wait4's or waitid's number in rax (the kernel rewinds an
+ * interrupted SA_RESTART call that way, and a thread stopped just before
+ * the instruction looks the same): note the pid it will wait for. */
+static void pid_arg_note(const ucontext_t *uc, struct pid_arg *pa)
+{
+	const greg_t *g = uc->uc_mcontext.gregs;
+	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+	pid_t p;
+
+	pa->reg = -1;
+	if (!ip || ip[0] != 0x0f || ip[1] != 0x05)
+		return;
+	if (g[REG_RAX] == __NR_wait4) {
+		pa->reg = REG_RDI;
+	} else if (g[REG_RAX] == __NR_waitid && (g[REG_RDI] == P_PID || g[REG_RDI] == P_PGID)) {
+		pa->reg = REG_RSI;
+	} else {
+		return;
+	}
+	p = (pid_t)g[pa->reg];
+	pa->neg = p < -1;
+	if (pa->neg)
+		p = -p;
+	if (p <= 0) {
+		pa->reg = -1;	/* any child, or our own group: nothing to translate */
+		return;
+	}
+	pa->vpid = vpid_to_virt(p);
+}
+
+/* After a restart, once the pid map is known: the kernel pid of the day. */
+static void pid_arg_fix(ucontext_t *uc, const struct pid_arg *pa)
+{
+	pid_t real;
+
+	if (pa->reg < 0)
+		return;
+	real = vpid_to_real(pa->vpid);
+	uc->uc_mcontext.gregs[pa->reg] = pa->neg ? -(greg_t)real : (greg_t)real;
+}
+
 static void park_handler(int sig, siginfo_t *si, void *ucv)
 {
 	int saved_errno = errno, seq;
+	volatile int restarted = 0;	/* set after the second return of sys_ctx_save */
 	struct ckpt_slot *s;
+	struct pid_arg pa;
 	int is_main;
 
 	(void)sig;
@@ -174,6 +235,7 @@ static void park_handler(int sig, siginfo_t *si, void *ucv)
 	if (!s || !__atomic_load_n(&ckpt_active, __ATOMIC_ACQUIRE))
 		goto out;	/* not ours: a stray signal */
 	threads_fill_record(&s->rec, ucv);
+	pid_arg_note(ucv, &pa);
 	is_main = sys_gettid() == sys_getpid();
 	if (is_main)
 		s->rec.flags |= IMAGE_THREAD_MAIN;
@@ -187,6 +249,7 @@ static void park_handler(int sig, siginfo_t *si, void *ucv)
 		futex_wake_all(&nsuspended);
 	} else {
 		/* A new process: the restorer brought this thread back here. */
+		restarted = 1;
 		s->tid = (pid_t)sys_gettid();
 		__atomic_store_n(&s->state, SLOT_RESTARTED, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&nrestarted, 1, __ATOMIC_ACQ_REL);
@@ -194,6 +257,8 @@ static void park_handler(int sig, siginfo_t *si, void *ucv)
 	}
 	while (__atomic_load_n(&resume_seq, __ATOMIC_ACQUIRE) == seq)
 		futex_wait_ms(&resume_seq, seq, -1);
+	if (restarted)
+		pid_arg_fix(ucv, &pa);	/* released after the pid map arrived */
 	proc_requeue_signals((pid_t)s->rec.tid);
 	if ((s->rec.flags & IMAGE_THREAD_MAIN) && sys_gettid() == sys_getpid())
 		proc_requeue_signals(0);
