@@ -146,6 +146,13 @@ build_tests() {
 	TESTS+=("sockext|script $root/test/integration/sockext.sh")
 	TESTS+=("tcpflow6|script $root/test/integration/multi.sh tcpflow6 2 $apps/tcpflow 6")
 	TESTS+=("script|script $root/test/integration/script.sh")
+	TESTS+=("pipeline|script $root/test/integration/multi.sh pipeline 3 $apps/pipeline")
+	TESTS+=("popen|script $root/test/integration/multi.sh popen 5 $apps/popen")
+	TESTS+=("waitblock|script $root/test/integration/multi.sh waitblock 4 $apps/waitblock")
+	# Real programs checkpointed at random points (test/integration/programs-lib.sh).
+	for script in programs-bash programs-dash programs-make programs-python; do
+		TESTS+=("$script|script $root/test/integration/$script.sh")
+	done
 }
 build_tests "$ROOT"
 
