@@ -6,3 +6,4 @@ libcryo_SRCS += plugin/shm/shm.c plugin/pid/pid.c plugin/pid/proc_path.c
 libcryo_SRCS += plugin/event/event.c plugin/event/fdinfo.c plugin/event/inotify.c
 libcryo_SRCS += plugin/timer/timer.c plugin/timer/timer_parse.c
 libcryo_SRCS += plugin/socket/socket.c plugin/socket/diag.c
+libcryo_SRCS += plugin/zombie/zombie.c

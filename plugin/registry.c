@@ -9,6 +9,7 @@
 #include "plugin/pty/pty.h"
 #include "plugin/shm/shm.h"
 #include "plugin/socket/socket.h"
+#include "plugin/zombie/zombie.h"
 #include "plugin/plugin.h"
 #include "plugin/timer/timer.h"
 
@@ -21,6 +22,7 @@ static const struct cryo_plugin *const registry[] = {
 	&pipe_plugin,
 	&pty_plugin,
 	&shm_plugin,
+	&zombie_plugin,	/* ended children not yet reaped */
 };
 
 #define NPLUGINS (sizeof(registry) / sizeof(registry[0]))

@@ -149,6 +149,7 @@ build_tests() {
 	TESTS+=("pipeline|script $root/test/integration/multi.sh pipeline 3 $apps/pipeline")
 	TESTS+=("popen|script $root/test/integration/multi.sh popen 5 $apps/popen")
 	TESTS+=("waitblock|script $root/test/integration/multi.sh waitblock 4 $apps/waitblock")
+	TESTS+=("zombies|script $root/test/integration/multi.sh zombies 1 $apps/zombies")
 	# Real programs checkpointed at random points (test/integration/programs-lib.sh).
 	for script in programs-bash programs-dash programs-make programs-python; do
 		TESTS+=("$script|script $root/test/integration/$script.sh")
