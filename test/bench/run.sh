@@ -238,3 +238,4 @@ mkdir -p "$(dirname "$OUT")"
 } >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 echo
 echo "medians of $RUNS runs; written to ${OUT#"$ROOT"/}"
+bash "$ROOT/test/bench/multiproc.sh" || die "the multi-process benchmark failed"
