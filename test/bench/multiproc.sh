@@ -32,7 +32,8 @@ PY=/usr/bin/python3
 STEP=120	# seconds allowed for any one step
 APP= COORD_PID= COORD=
 
-die() { echo "bench multiproc: $*" >&2; exit 1; }
+die() { echo "bench multiproc: $*" >&8; exit 1; }
+exec 8>&2	# our messages; bash's notices of the jobs we kill go to $WORK/shell.err
 now_us() { REPLY=${EPOCHREALTIME/./}; }
 
 cleanup() {
@@ -56,6 +57,7 @@ else
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/cryo-bench-mp.XXXXXX")
 fi
 [ -d "$WORK" ] || die "mktemp"
+exec 2>>"$WORK/shell.err"
 mkfifo "$WORK/out" || die "mkfifo"
 exec 7<>"$WORK/out"	# our read end: the program's stdout, before and after the restart
 
