@@ -1,7 +1,10 @@
 /* popen: both directions of popen(3) across checkpoints. The program reads
  * the output of `seq 1 N` (popen "r") line by line, checks each number,
  * and writes a line derived from it into `cksum` (popen "w"), whose one
- * line of output goes to the shared stdout when its input ends. Before
+ * line of output comes back to the program through a third pipe (cksum's
+ * stdout) and is printed at the end: a cksum that sees its input end
+ * early, when the computation is killed after a checkpoint, can then
+ * print nothing anywhere. Before
  * each "@@READY k" it waits until seq has filled its pipe again (seq is
  * then blocked in write(2), data in flight) and flushes what it wrote to
  * cksum. At the end both pclose() calls must reap their child with status
@@ -34,7 +37,9 @@ static void wait_full(FILE *in, int k)
 
 int main(int argc, char **argv)
 {
-	char line[64], cmd[64];
+	char line[64], cmd[64], sum_line[128];
+	int q[2], saved;
+	ssize_t n;
 	unsigned long long sum = 0;
 	FILE *in, *out;
 	long i = 0;
@@ -44,8 +49,15 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof(cmd), "seq 1 %d", N);
 	in = popen(cmd, "r");
 	T_CHECK(in != NULL, "popen(%s, r): %s", cmd, strerror(errno));
+	/* cksum's stdout: a pipe of ours, read once it has ended */
+	T_CHECK(pipe(q) == 0, "pipe: %s", strerror(errno));
+	saved = dup(1);
+	T_CHECK(saved >= 0 && dup2(q[1], 1) == 1, "dup2: %s", strerror(errno));
 	out = popen("cksum", "w");
 	T_CHECK(out != NULL, "popen(cksum, w): %s", strerror(errno));
+	T_CHECK(dup2(saved, 1) == 1, "dup2: %s", strerror(errno));
+	close(saved);
+	close(q[1]);
 	printf("popen: reading seq 1 %d, writing to cksum\n", N);
 
 	while (fgets(line, sizeof(line), in)) {
@@ -71,9 +83,12 @@ int main(int argc, char **argv)
 	st = pclose(in);
 	T_CHECK(st != -1, "pclose(seq): %s", strerror(errno));
 	printf("pclose(seq): exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-	fflush(stdout);
-	st = pclose(out);	/* cksum prints its line now */
+	st = pclose(out);	/* cksum writes its line now */
 	T_CHECK(st != -1, "pclose(cksum): %s", strerror(errno));
+	n = read(q[0], sum_line, sizeof(sum_line) - 1);
+	T_CHECK(n > 0, "read cksum's line: %s", n < 0 ? strerror(errno) : "nothing");
+	sum_line[n] = '\0';
+	printf("cksum: %s", sum_line);
 	printf("pclose(cksum): exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "cksum status %#x", st);
 	t_pass();
