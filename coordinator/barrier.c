@@ -704,12 +704,16 @@ void barrier_leave(struct barrier *b, uint64_t id)
 		if (b->seq == SEQ_RESTART) {
 			remove_proc(b, p);
 			restart_fail(b, why);
-		} else if (!b->committed && p->state != BARRIER_P_EXITING && b->phase == COORD_PH_SUSPEND &&
+		} else if (!b->committed && p->state != BARRIER_P_EXITING &&
+			   (b->phase == COORD_PH_SUSPEND || b->phase == COORD_PH_ELECT) &&
 			   !(b->seq_flags & COORD_BAR_MIGRATE) && b->suspend_retries < SUSPEND_RETRIES) {
 			/* It exited before it could be frozen (a short-lived child
 			 * of a shell loop): not a failure of the checkpoint. Start
 			 * it again with whoever is left; the request's client is
-			 * answered by the attempt that ends. */
+			 * answered by the attempt that ends. In ELECT too: a
+			 * process already inside exit_group when SUSPEND came finds
+			 * no thread to park, acks, and is gone a moment later; and
+			 * nothing is decided or drained before DRAIN. */
 			uint32_t flags = b->seq_flags;
 			char text[sizeof(b->seq_text)], err[128];
 

@@ -417,8 +417,8 @@ static void loss_aborts_before_commit_only(void **state)
 	uint64_t next_id = 1;
 	uint32_t gen = 0;
 
-	/* (SUSPEND: the checkpoint starts again, see exit_during_suspend_*) */
-	for (uint32_t lost = COORD_PH_ELECT; lost <= COORD_PH_REFILL; lost++) {
+	/* (SUSPEND, ELECT: the checkpoint starts again, see exit_during_*) */
+	for (uint32_t lost = COORD_PH_DRAIN; lost <= COORD_PH_REFILL; lost++) {
 		uint64_t ids[2] = { next_id, next_id + 1 };
 		uint64_t rest[1] = { next_id + 1 };
 
@@ -634,8 +634,8 @@ static void joiner_during_aborted_checkpoint_joins_too(void **state)
 	join_ok(b, 1);
 	join_ok(b, 2);
 	assert_int_equal(request(b), BARRIER_REQ_STARTED);
-	run_phases(b, ids, 2, COORD_PH_SUSPEND, COORD_PH_SUSPEND, 1, 0);
-	expect_phase(ids, 2, COORD_PH_ELECT, 1, 0);
+	run_phases(b, ids, 2, COORD_PH_SUSPEND, COORD_PH_ELECT, 1, 0);
+	expect_phase(ids, 2, COORD_PH_DRAIN, 1, 0);
 	join(b, 3);
 	barrier_leave(b, 1);
 	expect_phase(rest, 1, COORD_PH_RESUME, 1, COORD_BAR_ABORT);
@@ -664,6 +664,30 @@ static void exit_during_suspend_starts_again(void **state)
 	barrier_leave(b, 1);
 	expect_phase(rest, 2, COORD_PH_RESUME, 1, COORD_BAR_ABORT);
 	ack(b, 2, COORD_PH_RESUME, 1);	/* stale: ignored */
+	run_phases(b, rest, 2, COORD_PH_SUSPEND, COORD_PH_COMMIT, 1, 0);
+	expect_done(1, 1);
+	run_phases(b, rest, 2, COORD_PH_REFILL, COORD_PH_RESUME, 1, 0);
+	no_more();
+	assert_int_equal(barrier_generation(b), 1);
+}
+
+/* One that acked SUSPEND (its threads were already gone: it was inside
+ * exit_group) and disconnects during ELECT: the same. */
+static void exit_during_elect_starts_again(void **state)
+{
+	struct barrier *b = *state;
+	uint64_t ids[] = { 1, 2, 3 };
+	uint64_t rest[] = { 2, 3 };
+
+	join_ok(b, 1);
+	join_ok(b, 2);
+	join_ok(b, 3);
+	assert_int_equal(request(b), BARRIER_REQ_STARTED);
+	run_phases(b, ids, 3, COORD_PH_SUSPEND, COORD_PH_SUSPEND, 1, 0);
+	expect_phase(ids, 3, COORD_PH_ELECT, 1, 0);
+	ack(b, 2, COORD_PH_ELECT, 1);
+	barrier_leave(b, 1);
+	expect_phase(rest, 2, COORD_PH_RESUME, 1, COORD_BAR_ABORT);
 	run_phases(b, rest, 2, COORD_PH_SUSPEND, COORD_PH_COMMIT, 1, 0);
 	expect_done(1, 1);
 	run_phases(b, rest, 2, COORD_PH_REFILL, COORD_PH_RESUME, 1, 0);
@@ -1120,6 +1144,7 @@ int main(void)
 		T(joiner_waits_for_the_checkpoint),
 		T(joiner_during_aborted_checkpoint_joins_too),
 		T(exit_during_suspend_starts_again),
+		T(exit_during_elect_starts_again),
 		T(exit_during_suspend_of_the_last_fails),
 		T(joiner_that_leaves_early_is_forgotten),
 		T(migration),
