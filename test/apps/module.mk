@@ -8,8 +8,6 @@ TEST_APPS += eventfds epoll inotify ptimer eventshare unixpair
 TEST_APPS += pidchain spawntree pgroup
 TEST_APPS += fileappend filedeleted filedev filestdio fileshare filevanish
 TEST_APPS += tcpflow
-TEST_APPS += pipeline popen
-TEST_APPS += pipeline popen waitblock
 TEST_APPS += pipeline popen waitblock zombies
 
 # The rule builds each program from its one .c; the harness is a header.
