@@ -672,7 +672,24 @@ int barrier_join(struct barrier *b, uint64_t id, const struct coord_hello_proc *
 		b->last_gen = h->generation;
 		log_info("computation %016llx started", (unsigned long long)b->comp_id);
 	}
-	if (b->seq != SEQ_NONE) {
+	if (b->seq == SEQ_CKPT && b->phase == COORD_PH_SUSPEND && !(b->seq_flags & COORD_BAR_MIGRATE)) {
+		/* A child forked while its parent is still to be parked (its
+		 * fork waits for this registration before it can park): it is
+		 * in this checkpoint too, as its parent's image will say. */
+		struct slot *ns = realloc(b->slots, (b->nslots + 1) * sizeof(*ns));
+
+		if (!ns) {
+			log_err("out of memory admitting process %u", h->pid);
+			return -1;
+		}
+		b->slots = ns;
+		memset(&b->slots[b->nslots], 0, sizeof(*ns));
+		take_slot(b, p, BARRIER_P_CKPT);
+		welcome_member(b, id);
+		send_phase(b, &b->slots[p->slot], COORD_PH_SUSPEND, b->seq_flags);
+		b->waiting++;
+		log_debug("process %u joins checkpoint %u at SUSPEND", h->pid, b->seq_gen);
+	} else if (b->seq != SEQ_NONE) {
 		p->state = BARRIER_P_JOINING;	/* WELCOME when the sequence ends */
 		log_debug("process %u joins after the running sequence", h->pid);
 	} else {

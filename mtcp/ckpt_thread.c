@@ -944,10 +944,13 @@ int ckpt_pid_conflicts(pid_t k)
  * a copy, the parent's checkpoint thread was not copied and the
  * coordinator socket is the parent's): becomes a process of its own and
  * joins if the parent had. */
+static int fork_ready_fd = -1;	/* set by ckpt_fork_begin, seen by the child */
+
 static void child_setup(void)
 {
-	int was_joined = coord_fd >= 0;
+	int was_joined = coord_fd >= 0, ready = fork_ready_fd;
 
+	fork_ready_fd = -1;
 	msg_lock = 0;	/* the parent's checkpoint thread may have held it */
 	if (coord_fd >= 0)
 		close(coord_fd);
@@ -955,8 +958,42 @@ static void child_setup(void)
 	parked = 0;
 	tmp_path[0] = '\0';
 	new_identity();
-	if (was_joined)
+	if (was_joined && ready >= 0) {
+		/* The parent waits for this: registered before it can park. */
+		if (join_computation(0) < 0)
+			log_debug("the child runs on outside the computation");
+		while (write(ready, "j", 1) < 0 && errno == EINTR)
+			;
+		close(ready);
+	} else if (was_joined) {
 		join_computation_async();
+	}
+}
+
+int ckpt_fork_begin(void)
+{
+	int p[2];
+
+	if (coord_fd < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fork_ready_fd = p[1];
+	return p[0];
+}
+
+void ckpt_fork_wait(int fd)
+{
+	char c;
+
+	if (fork_ready_fd >= 0)
+		close(fork_ready_fd);
+	fork_ready_fd = -1;
+	if (fd < 0)
+		return;
+	/* One byte once the child is registered; end of file if it died or
+	 * exec'd first (close-on-exec). */
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(fd);
 }
 
 /* In a forked child (not after vfork or posix_spawn, whose child execs and

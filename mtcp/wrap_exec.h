@@ -52,5 +52,15 @@ void ckpt_child_start(void);
 /* A new child with kernel pid k would be ambiguous (doc/pids.md): the
  * pid map's rule plus this process's threads' virtual tids. */
 int ckpt_pid_conflicts(pid_t k);
+/* fork(): the parent must not be parked before its child is in the
+ * computation, or the child would miss a checkpoint its parent is in.
+ * ckpt_fork_begin (parent, before the fork) returns an fd to wait on, or -1
+ * when this process is not in a computation, and tells the child's handler
+ * to register synchronously and then write one byte to the other end;
+ * ckpt_fork_wait (parent, after) waits for that byte (or the child's end)
+ * and closes it. The caller blocks the checkpoint signal from before the
+ * fork until after the wait. */
+int ckpt_fork_begin(void);
+void ckpt_fork_wait(int fd);
 
 #endif /* CRYO_MTCP_WRAP_EXEC_H */

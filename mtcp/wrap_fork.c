@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "mtcp/ckpt.h"
 #include "mtcp/log.h"
 #include "mtcp/sys.h"
 #include "mtcp/wrap_exec.h"
@@ -43,9 +44,22 @@ CRYO_EXPORT pid_t fork(void)
 	if (!real_fork)
 		real_fork = dlsym(RTLD_NEXT, "fork");
 	for (tries = 1;; tries++) {
+		sigset_t park, old;
+		int ready;
 		long r;
 
+		/* Not parked between the fork and the child's registration
+		 * (ckpt_fork_begin): a checkpoint either has both or neither. */
+		sigemptyset(&park);
+		sigaddset(&park, ckpt_signal);
+		real_pthread_sigmask(SIG_BLOCK, &park, &old);
+		ready = ckpt_fork_begin();
 		pid = real_fork();
+		if (pid != 0)
+			ckpt_fork_wait(ready);
+		else if (ready >= 0)
+			close(ready);
+		real_pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (pid <= 0 || tries == FORK_TRIES || !ckpt_pid_conflicts(pid))
 			break;
 		log_debug("child pid %d is a virtual pid in use: forking again", (int)pid);

@@ -601,12 +601,13 @@ static void joiner_waits_for_the_checkpoint(void **state)
 
 	join_ok(b, 1);
 	assert_int_equal(request(b), BARRIER_REQ_STARTED);
-	expect_phase(ids, 1, COORD_PH_SUSPEND, 1, 0);
-	join(b, 2);
+	run_phases(b, ids, 1, COORD_PH_SUSPEND, COORD_PH_SUSPEND, 1, 0);
+	expect_phase(ids, 1, COORD_PH_ELECT, 1, 0);
+	join(b, 2);	/* past SUSPEND: after the sequence */
 	no_more();	/* WELCOME delayed */
 	assert_string_equal(barrier_proc_state_name(barrier_proc_at(b, 1)->state), "joining");
-	ack(b, 1, COORD_PH_SUSPEND, 1);
-	run_phases(b, ids, 1, COORD_PH_ELECT, COORD_PH_WRITE, 1, 0);
+	ack(b, 1, COORD_PH_ELECT, 1);
+	run_phases(b, ids, 1, COORD_PH_DRAIN, COORD_PH_WRITE, 1, 0);
 	expect_phase(ids, 1, COORD_PH_COMMIT, 1, 0);
 	ack(b, 1, COORD_PH_COMMIT, 1);
 	expect_done(1, 1);
@@ -695,6 +696,32 @@ static void exit_during_elect_starts_again(void **state)
 	assert_int_equal(barrier_generation(b), 1);
 }
 
+/* A child that registers while its parent is still being parked (its
+ * fork waits for the registration) is in the checkpoint too. */
+static void joiner_during_suspend_is_in_the_checkpoint(void **state)
+{
+	struct barrier *b = *state;
+	uint64_t one[] = { 1 }, two[] = { 2 }, both[] = { 1, 2 };
+	struct ev *e;
+
+	join_ok(b, 1);
+	assert_int_equal(request(b), BARRIER_REQ_STARTED);
+	expect_phase(one, 1, COORD_PH_SUSPEND, 1, 0);
+	join(b, 2);
+	e = next_ev();
+	assert_int_equal(e->kind, EV_WELCOME);
+	assert_int_equal(e->id, 2);
+	expect_phase(two, 1, COORD_PH_SUSPEND, 1, 0);
+	no_more();
+	ack(b, 1, COORD_PH_SUSPEND, 1);
+	no_more();	/* the child's ack is still due */
+	ack(b, 2, COORD_PH_SUSPEND, 1);
+	run_phases(b, both, 2, COORD_PH_ELECT, COORD_PH_COMMIT, 1, 0);
+	expect_done(1, 1);
+	run_phases(b, both, 2, COORD_PH_REFILL, COORD_PH_RESUME, 1, 0);
+	no_more();
+}
+
 /* ... but not for ever, and not when nobody is left. */
 static void exit_during_suspend_of_the_last_fails(void **state)
 {
@@ -718,7 +745,8 @@ static void joiner_that_leaves_early_is_forgotten(void **state)
 
 	join_ok(b, 1);
 	assert_int_equal(request(b), BARRIER_REQ_STARTED);
-	expect_phase(ids, 1, COORD_PH_SUSPEND, 1, 0);
+	run_phases(b, ids, 1, COORD_PH_SUSPEND, COORD_PH_SUSPEND, 1, 0);
+	expect_phase(ids, 1, COORD_PH_ELECT, 1, 0);
 	join(b, 2);
 	barrier_leave(b, 2);
 	no_more();
@@ -1144,6 +1172,7 @@ int main(void)
 		T(joiner_waits_for_the_checkpoint),
 		T(joiner_during_aborted_checkpoint_joins_too),
 		T(exit_during_suspend_starts_again),
+		T(joiner_during_suspend_is_in_the_checkpoint),
 		T(exit_during_elect_starts_again),
 		T(exit_during_suspend_of_the_last_fails),
 		T(joiner_that_leaves_early_is_forgotten),

@@ -628,12 +628,14 @@ static void joiner_during_checkpoint_waits(void **state)
 	command(&r, "--checkpoint", NULL, NULL);
 	assert_string_equal(r.out, "checkpoint 1 started\n");
 	fake_expect(&f[0], COORD_PH_SUSPEND, &b);
-	fake_hello(&f[1], 72, 0, 0, 0, 0);
+	fake_ack(&f[0], &b, 0, NULL);
+	fake_expect(&f[0], COORD_PH_ELECT, &b);
+	fake_hello(&f[1], 72, 0, 0, 0, 0);	/* past SUSPEND: after the sequence */
 	fake_quiet(&f[1], 100);	/* no WELCOME yet */
 	command(&r, "--checkpoint", NULL, NULL);	/* coalesced */
 	assert_string_equal(r.out, "checkpoint 1 already running\n");
 	fake_ack(&f[0], &b, 0, NULL);
-	phases(f, 1, COORD_PH_ELECT, COORD_PH_REFILL, 1);
+	phases(f, 1, COORD_PH_DRAIN, COORD_PH_REFILL, 1);
 	fake_expect(&f[0], COORD_PH_RESUME, &b);
 	assert_int_equal(fake_welcome(&f[1]), COORD_OK);
 	assert_int_equal(f[1].w.generation, 1);
