@@ -14,9 +14,17 @@
  * clone without CLONE_VM makes a process that fork's child handlers never
  * see: the function it runs is wrapped so that the child joins first, as a
  * forked one does (without the pid check: there is no retrying a clone).
- * clone with CLONE_VM (a thread, or a vfork-like child that execs) is
- * passed through; vfork needs no wrapper (its child is told apart by its
- * kernel pid, ckpt_is_owner, and joins when it execs). */
+ * clone with CLONE_VM (a thread, or a vfork-like child that execs, as in
+ * glibc's posix_spawn) is passed through.
+ *
+ * vfork is a fork here. Its child would join only from the constructor of
+ * the program it execs, and its parent, which the kernel holds until that
+ * exec, could be parked and checkpointed before the new program registers:
+ * a checkpoint with the parent and without its child. A forked child
+ * registers before the parent can park (see fork below). The cost is a
+ * copy of the page tables; a child that relies on writing its parent's
+ * memory (which POSIX does not allow) would not work. dash and Python's
+ * subprocess use vfork. */
 #define LOG_PREFIX "fork: "
 #include <dlfcn.h>
 #include <errno.h>
@@ -71,6 +79,11 @@ CRYO_EXPORT pid_t fork(void)
 		log_warn("fork: %d children in a row got pids in use; pid %d may be ambiguous", tries,
 			 (int)pid);
 	return pid;
+}
+
+CRYO_EXPORT pid_t vfork(void)
+{
+	return fork();
 }
 
 struct clone_start {
