@@ -1219,6 +1219,32 @@ static void writer_misuse_refused(void **state)
 
 /* ---- the pipeline: packing threads, hasher, I/O helper ---- */
 
+static void blob_fix_crc(struct t_blob *b, size_t off);
+
+/* A zstd chunk far into the stream, read ahead and decoded by a decoding
+ * thread, whose frame is damaged and its CRC fixed up: refused when its
+ * turn comes, in one line naming it. */
+static void check_bad_frame(struct t_img *m, struct t_blob *b, size_t rec)
+{
+	size_t off = b->rec_off[rec], data;
+	struct image_pages pg;
+	uint8_t *copy = malloc(b->len);
+	char want[96];
+
+	assert_non_null(copy);
+	memcpy(copy, b->data, b->len);
+	memcpy(&pg, b->data + off + sizeof(struct image_rec_hdr), sizeof(pg));
+	assert_int_equal(pg.codec, IMAGE_CODEC_ZSTD);
+	data = off + sizeof(struct image_rec_hdr) + sizeof(pg) + pg.nruns * sizeof(struct image_run);
+	memset(b->data + data + pg.stored_len / 2, 0xee, 64);
+	blob_fix_crc(b, off);
+	assert_int_equal(blob_read(m, b->data, b->len), -1);
+	snprintf(want, sizeof(want), "record %zu (PAGES) at byte %zu does not decompress", rec, off);
+	assert_one_line(log_take(), want);
+	memcpy(b->data, copy, b->len);
+	free(copy);
+}
+
 /* 40 chunks (more than the ring has slots): pages alternately text and
  * random, then a random area, then a text area. */
 static void img_many_chunks(struct t_img *m)
@@ -1285,6 +1311,8 @@ static void same_bytes_any_threads(void **state)
 			 * the 8 chunks of the random area are stored raw. */
 			assert_int_equal(got.chunks_raw, 8);
 			assert_int_equal(got.chunks_zstd, 32);
+			check_bad_frame(&m, &b[0], 7 + 20);
+			check_bad_frame(&m, &b[0], 7 + 39);
 		} else {
 			assert_int_equal(got.chunks_zstd, 0);
 		}
