@@ -84,6 +84,9 @@
 #include <linux/futex.h>
 #include <linux/sched.h>
 #include <openssl/evp.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 #include "mtcp/image.h"
 #include "mtcp/image-priv.h"
 #include "mtcp/log.h"
@@ -289,7 +292,7 @@ static int w_zstd_init(struct image_writer *w, struct w_packer *k)
 static int w_scratch_init(struct image_writer *w)
 {
 	size_t zwork = 0, slot_bytes, off, i;
-	long p;
+	void *p;
 
 	w->zout_cap = w_page_round(ZSTD_compressBound(IMAGE_CHUNK_MAX));
 	if (w->level)
@@ -299,13 +302,16 @@ static int w_scratch_init(struct image_writer *w)
 			 (size_t)w->nslots * (IMAGE_CHUNK_MAX + w->zout_cap + w_page_round(W_SEAL_CAP)) +
 			 w_page_round(IMAGE_RECORD_MAX + IMAGE_SEAL_TAG_LEN) +
 			 (size_t)w->npackers * zwork;
-	p = sys_mmap(NULL, w->scratch_len, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (sys_failed(p)) {
-		log_syserr((int)-p, "reserve %zu bytes for the image writer", w->scratch_len);
+	/* libc's mmap(), not the raw call (threads run here): a sanitizer
+	 * that shadows memory must see the mapping come, and the helpers'
+	 * stacks in it must start unpoisoned. */
+	p = mmap(NULL, w->scratch_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		log_perror("reserve %zu bytes for the image writer", w->scratch_len);
 		return -1;
 	}
-	w->scratch = (uint8_t *)p;
+	w->scratch = p;
 	w->slot = (struct w_slot *)w->scratch;
 	off = slot_bytes;
 	w->stacks = w->scratch + off;
@@ -393,8 +399,9 @@ void image_writer_free(struct image_writer *w)
 	for (i = 0; i < w->npackers; i++)
 		EVP_CIPHER_CTX_free(w->packer[i].aead);
 	EVP_CIPHER_free(w->aes);
+	/* libc's munmap(), as for mmap() in w_scratch_init(). */
 	if (w->scratch)
-		sys_munmap(w->scratch, w->scratch_len);
+		munmap(w->scratch, w->scratch_len);
 	free(w);
 }
 
@@ -899,6 +906,11 @@ static void w_threads_stop(struct image_writer *w)
 			sys_futex(&w->tids[i], FUTEX_WAIT, tid, NULL);
 	w->nthreads = 0;
 	w->stop = 0;
+#ifdef __SANITIZE_ADDRESS__
+	/* AddressSanitizer poisoned the frames of threads it never knew of:
+	 * the stacks may become other memory after munmap(). */
+	ASAN_UNPOISON_MEMORY_REGION(w->stacks, (size_t)(w->npackers + 2) * W_THREAD_STACK);
+#endif
 }
 
 void image_writer_restarted(struct image_writer *w)
