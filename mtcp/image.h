@@ -297,7 +297,11 @@ uint64_t image_writer_npages(const struct image_writer *w);
 /* ---- Reader (mtcp/image_read.c) --------------------------------------
  * Reads records one by one from an fd (file, pipe or socket), checking each
  * record's CRC-32C and, at the TRAILER, the SHA-256 of the whole stream.
- * Every failure is logged as one clear line naming the image and offset. */
+ * Every failure is logged as one clear line naming the image and offset.
+ * Runs threads of its own (pthreads): from a regular file a fetcher that
+ * reads, CRCs and hashes ahead, and, once pages are decoded, one zstd
+ * decoding thread per CPU (CRYO_THREADS); none outlives the end of the
+ * stream, a failure or image_reader_free(). Not thread-safe itself. */
 struct image_reader;
 
 /* name is used in messages. NULL after logging on failure. The fd is not
