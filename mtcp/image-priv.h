@@ -14,6 +14,14 @@ uint32_t image_crc32c_hw(uint32_t crc, const void *buf, size_t len);
 /* 1 if the CPU has SSE4.2 (the crc32 instruction), else 0. */
 int image_crc32c_hw_ok(void);
 
+/* The helper threads a writer runs while it writes pages: the I/O helper,
+ * the hasher and one packing thread per CPU (or CRYO_THREADS). */
+struct image_writer;
+int image_writer_threads(const struct image_writer *w);
+/* The writer's scratch mapping (slots, buffers, stacks, zstd workspaces),
+ * given back to the kernel at the end of every stream. */
+void *image_writer_scratch(const struct image_writer *w, size_t *len);
+
 /* At most this many runs in one PAGES record: one per page of a full chunk. */
 #define IMAGE_PAGES_MAX_RUNS (IMAGE_CHUNK_MAX / IMAGE_PAGE_SIZE)
 

@@ -241,8 +241,10 @@ _Static_assert(sizeof(struct image_trailer) == 64, "layout changed: bump IMAGE_V
  * application's threads are frozen. Not thread-safe: one writer, one thread.
  * From a stream's first PAGES chunk until image_writer_finish() returns (or
  * the stream fails, or the writer is prepared again or freed) the writer
- * runs one I/O thread of its own: a bare clone(2) thread with every signal
- * blocked, making raw write system calls only. */
+ * runs threads of its own: one packing thread per CPU (CRYO_THREADS, read
+ * by image_writer_new()), a hasher and an I/O helper, bare clone(2)
+ * threads with every signal blocked that touch neither errno nor TLS. The
+ * stream is the same bytes whatever their number. */
 struct image_writer;
 
 /* level: zstd level, 0 = store raw. NULL after logging on failure. */
@@ -286,15 +288,20 @@ void image_writer_set_live(struct image_writer *w, bool live);
 int image_writer_set_key(struct image_writer *w, const uint8_t *key);
 /* Flushes the last chunk and writes the TRAILER. */
 int image_writer_finish(struct image_writer *w);
-/* Bytes of the stream so far (chunks handed to the I/O thread included),
- * and pages stored. */
+/* Bytes of the stream so far (chunks still in the writer's threads not
+ * included; all of them once image_writer_finish() returned), and pages
+ * stored. */
 uint64_t image_writer_bytes(const struct image_writer *w);
 uint64_t image_writer_npages(const struct image_writer *w);
 
 /* ---- Reader (mtcp/image_read.c) --------------------------------------
  * Reads records one by one from an fd (file, pipe or socket), checking each
  * record's CRC-32C and, at the TRAILER, the SHA-256 of the whole stream.
- * Every failure is logged as one clear line naming the image and offset. */
+ * Every failure is logged as one clear line naming the image and offset.
+ * Runs threads of its own (pthreads): from a regular file a fetcher that
+ * reads, CRCs and hashes ahead, and, once pages are decoded, one zstd
+ * decoding thread per CPU (CRYO_THREADS); none outlives the end of the
+ * stream, a failure or image_reader_free(). Not thread-safe itself. */
 struct image_reader;
 
 /* name is used in messages. NULL after logging on failure. The fd is not

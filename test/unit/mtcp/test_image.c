@@ -1217,6 +1217,159 @@ static void writer_misuse_refused(void **state)
 	img_free(&m);
 }
 
+/* ---- the pipeline: packing threads, hasher, I/O helper ---- */
+
+static void blob_fix_crc(struct t_blob *b, size_t off);
+
+/* A zstd chunk far into the stream, read ahead and decoded by a decoding
+ * thread, whose frame is damaged and its CRC fixed up: refused when its
+ * turn comes, in one line naming it. */
+static void check_bad_frame(struct t_img *m, struct t_blob *b, size_t rec)
+{
+	size_t off = b->rec_off[rec], data;
+	struct image_pages pg;
+	uint8_t *copy = malloc(b->len);
+	char want[96];
+
+	assert_non_null(copy);
+	memcpy(copy, b->data, b->len);
+	memcpy(&pg, b->data + off + sizeof(struct image_rec_hdr), sizeof(pg));
+	assert_int_equal(pg.codec, IMAGE_CODEC_ZSTD);
+	data = off + sizeof(struct image_rec_hdr) + sizeof(pg) + pg.nruns * sizeof(struct image_run);
+	memset(b->data + data + pg.stored_len / 2, 0xee, 64);
+	blob_fix_crc(b, off);
+	assert_int_equal(blob_read(m, b->data, b->len), -1);
+	snprintf(want, sizeof(want), "record %zu (PAGES) at byte %zu does not decompress", rec, off);
+	assert_one_line(log_take(), want);
+	memcpy(b->data, copy, b->len);
+	free(copy);
+}
+
+/* 40 chunks (more than the ring has slots): pages alternately text and
+ * random, then a random area, then a text area. */
+static void img_many_chunks(struct t_img *m)
+{
+	static const struct image_run mixed[] = { { 0, 6144 } };
+	static const struct image_run rnd[] = { { 0, 1000 }, { 1024, 1024 } };
+	static const struct image_run text[] = { { 0, 2048 } };
+
+	memset(m, 0, sizeof(*m));
+	t_area(m, IMAGE_AREA_ANON, 0x10000000ull, 6144, NULL, FILL_MIXED, 1, mixed);
+	t_area(m, IMAGE_AREA_ANON, 0x20000000ull, 2048, NULL, FILL_RANDOM, 2, rnd);
+	t_area(m, IMAGE_AREA_ANON, 0x30000000ull, 2048, "[heap]", FILL_TEXT, 1, text);
+	m->areas[1].split = 100;	/* chunks cut across calls */
+	t_finish_img(m, 1, false);
+}
+
+/* The stream is the same bytes whatever the number of packing threads (1,
+ * 2, 7: fewer, as many as, more than the CPUs here), at level 0, 1 and -1,
+ * live or not; every page comes back; random chunks are stored raw without
+ * a compression attempt deciding otherwise; and a bit flipped in any of
+ * several chunks is refused. */
+static void same_bytes_any_threads(void **state)
+{
+	static const char *const threads[] = { "1", "2", "7" };
+	static const int levels[] = { 0, 1, -1 };
+	struct t_img m;
+	struct t_got got;
+	struct t_blob b[3];
+	size_t li, ti, i;
+
+	(void)state;
+	img_many_chunks(&m);
+	for (li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
+		for (ti = 0; ti < 3; ti++) {
+			assert_int_equal(setenv("CRYO_THREADS", threads[ti], 1), 0);
+			m.live = ti == 2;
+			blob_make(&m, levels[li], &b[ti]);
+			assert_int_equal(b[ti].nrec, 7 + 40 + 1);	/* and the trailer */
+			if (ti) {
+				assert_int_equal(b[ti].len, b[0].len);
+				assert_memory_equal(b[ti].data, b[0].data, b[0].len);
+			}
+		}
+		{
+			struct image_writer *w = image_writer_new(levels[li]);
+
+			assert_non_null(w);
+			assert_int_equal(image_writer_threads(w), 2 + 7);
+			image_writer_free(w);
+		}
+		unsetenv("CRYO_THREADS");
+		assert_int_equal(blob_read(&m, b[0].data, b[0].len), 0);
+		{
+			int fd = memfd_create("img", MFD_CLOEXEC);
+
+			assert_int_equal(write(fd, b[0].data, b[0].len), (ssize_t)b[0].len);
+			assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+			assert_int_equal(t_read(fd, &m, &got, true), 0);
+			assert_all_pages(&m, &got);
+			close(fd);
+		}
+		if (levels[li]) {
+			/* The mixed area's chunks and the text area's shrink;
+			 * the 8 chunks of the random area are stored raw. */
+			assert_int_equal(got.chunks_raw, 8);
+			assert_int_equal(got.chunks_zstd, 32);
+			check_bad_frame(&m, &b[0], 7 + 20);
+			check_bad_frame(&m, &b[0], 7 + 39);
+		} else {
+			assert_int_equal(got.chunks_zstd, 0);
+		}
+		for (i = 7; i < b[0].nrec; i += 6) {
+			size_t off = b[0].rec_off[i] + 4000 + i;
+
+			blob_check_flip(&m, &b[0], off, (int)(i % 8), "fails its checksum");
+		}
+		for (ti = 0; ti < 3; ti++)
+			free(b[ti].data);
+	}
+	assert_string_equal(log_take(), "");
+	img_free(&m);
+}
+
+/* After a stream, good or failed, the writer's buffers are given back to
+ * the kernel: a checkpoint finds none of their pages, so they cost an
+ * image nothing. */
+static void scratch_given_back(void **state)
+{
+	struct t_img m;
+	struct image_writer *w;
+	unsigned char *vec;
+	size_t len, i, resident;
+	uint8_t *scratch;
+	int fd, round, fds[2];
+
+	(void)state;
+	img_full(&m);
+	img_prepare_scatter(&m);
+	for (round = 0; round < 2; round++) {
+		w = image_writer_new(1);
+		assert_non_null(w);
+		scratch = image_writer_scratch(w, &len);
+		vec = malloc(len / PS);
+		assert_non_null(vec);
+		if (round == 0) {
+			fd = tmp_fd();
+			assert_int_equal(t_write(w, fd, &m), 0);
+			close(fd);
+		} else {
+			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+			close(fds[0]);
+			assert_int_equal(t_write(w, fds[1], &m), -1);
+			assert_one_line(log_take(), "Broken pipe (EPIPE)");
+			close(fds[1]);
+		}
+		assert_int_equal(mincore(scratch, len, vec), 0);
+		for (i = resident = 0; i < len / PS; i++)
+			resident += vec[i] & 1;
+		assert_int_equal(resident, 0);
+		free(vec);
+		image_writer_free(w);
+	}
+	img_free(&m);
+}
+
 /* ---- the I/O helper thread ---- */
 
 static int count_threads(void)
@@ -1271,7 +1424,7 @@ static void helper_thread_comes_and_goes(void **state)
 						     m.recs[i].b, m.recs[i].blen), 0);
 	assert_int_equal(count_threads(), base);
 	assert_int_equal(image_writer_pages(w, 0, 0, m.areas[0].mem, 300), 0);
-	assert_int_equal(count_threads(), base + 1);
+	assert_int_equal(count_threads(), base + image_writer_threads(w));
 	assert_int_equal(image_writer_pages(w, 1, 0, m.areas[1].mem, 10), 0);
 	assert_int_equal(image_writer_pages(w, 1, 20, m.areas[1].mem + 20 * PS, 1), 0);
 	assert_int_equal(image_writer_pages(w, 1, 22, m.areas[1].mem + 22 * PS, 9), 0);
@@ -1302,7 +1455,7 @@ static void helper_thread_comes_and_goes(void **state)
 		close(fds[0]);
 		/* The helper's error shows at the next chunk or record. */
 		assert_int_equal(image_writer_pages(w, 0, 0, m.areas[0].mem, 256), 0);
-		assert_int_equal(count_threads(), base + 1);
+		assert_int_equal(count_threads(), base + image_writer_threads(w));
 		assert_int_equal(image_writer_finish(w), -1);
 		assert_one_line(log_take(), "Broken pipe (EPIPE)");
 		assert_int_equal(settled_threads(base), base);
@@ -1318,7 +1471,7 @@ static void helper_thread_comes_and_goes(void **state)
 	assert_int_equal(image_writer_record(w, IMAGE_REC_HEADER, &m.hdr, sizeof(m.hdr), NULL, 0),
 			 0);
 	assert_int_equal(image_writer_pages(w, 0, 0, m.areas[0].mem, 300), 0);
-	assert_int_equal(count_threads(), base + 1);
+	assert_int_equal(count_threads(), base + image_writer_threads(w));
 	image_writer_free(w);
 	assert_int_equal(settled_threads(base), base);
 	close(fd);
@@ -1592,6 +1745,8 @@ int main(void)
 		cmocka_unit_test(bad_order_refused),
 		cmocka_unit_test(write_error_reported_once),
 		cmocka_unit_test(writer_misuse_refused),
+		cmocka_unit_test(same_bytes_any_threads),
+		cmocka_unit_test(scratch_given_back),
 		cmocka_unit_test(helper_thread_comes_and_goes),
 		cmocka_unit_test(restarted_writer_forgets_its_helper),
 		cmocka_unit_test(seal_known_answer),
