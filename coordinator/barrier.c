@@ -51,6 +51,7 @@ struct barrier {
 
 	int pending_ckpt;	/* a checkpoint request waits for the restart to end */
 	unsigned suspend_retries;	/* of the current request (see barrier_leave) */
+	uint32_t seq_attempt;	/* of the running checkpoint's generation */
 
 	/* the restart group being gathered (held_nprocs 0: none) */
 	uint64_t held_comp;
@@ -128,6 +129,7 @@ static void send_phase(struct barrier *b, struct slot *s, uint32_t phase, uint32
 	m.generation = b->seq_gen;
 	m.flags = flags;
 	m.nprocs = (uint32_t)b->nslots;
+	m.attempt = b->seq_attempt;
 	if (phase == COORD_PH_SUSPEND || phase == COORD_PH_WRITE || phase == COORD_PH_RESTART)
 		snprintf(m.text, sizeof(m.text), "%s", b->seq_text);
 	b->ops->send_barrier(b->ctx, s->id, &m);
@@ -344,6 +346,7 @@ static int start_ckpt(struct barrier *b, uint32_t flags, const char *text, char 
 			take_slot(b, &b->procs[i], BARRIER_P_CKPT);
 	b->seq = SEQ_CKPT;
 	b->seq_gen = b->last_gen + 1;
+	b->seq_attempt = b->suspend_retries;	/* an ack of an abandoned attempt is stale */
 	b->seq_flags = flags & (COORD_BAR_MIGRATE | COORD_BAR_EXIT_AFTER);
 	b->committed = 0;
 	b->start_ns = now(b);
@@ -771,7 +774,7 @@ void barrier_ack(struct barrier *b, uint64_t id, const struct coord_barrier_done
 	char why[COORD_PATH_MAX + 128];
 
 	if (!p || p->slot < 0 || b->seq == SEQ_NONE || d->phase != b->phase ||
-	    d->generation != b->seq_gen) {
+	    d->generation != b->seq_gen || d->attempt != b->seq_attempt) {
 		log_debug("ignored stale ack of %s generation %u", coord_phase_name(d->phase),
 			  d->generation);
 		return;

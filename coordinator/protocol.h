@@ -157,8 +157,9 @@ struct coord_barrier {
 	uint32_t flags;		/* COORD_BAR_* */
 	uint32_t nprocs;	/* participants in this checkpoint */
 	char text[COORD_PATH_MAX];	/* SUSPEND/WRITE: checkpoint dir or HOST:PORT */
+	uint32_t attempt;	/* of this generation (a checkpoint starts again: 1, 2...) */
 };
-_Static_assert(sizeof(struct coord_barrier) == 4112, "wire layout changed");
+_Static_assert(sizeof(struct coord_barrier) == 4116, "wire layout changed");
 
 #define COORD_DONE_EXITING	0x1u	/* COMMIT: this process exits now */
 
@@ -170,8 +171,10 @@ struct coord_barrier_done {
 	uint64_t bytes;		/* WRITE: image bytes */
 	uint64_t ns;		/* WRITE: time spent writing */
 	char text[COORD_PATH_MAX];	/* WRITE: final image path; failure: reason */
+	uint32_t attempt;	/* the BARRIER's, echoed */
+	uint32_t pad;
 };
-_Static_assert(sizeof(struct coord_barrier_done) == 4128, "wire layout changed");
+_Static_assert(sizeof(struct coord_barrier_done) == 4136, "wire layout changed");
 
 /* Sent by a process that arrived by live migration, once it runs again. */
 struct coord_report {

@@ -597,6 +597,7 @@ static void on_barrier(const struct coord_barrier *b)
 	memset(&d, 0, sizeof(d));
 	d.phase = b->phase;
 	d.generation = b->generation;
+	d.attempt = b->attempt;
 	switch (b->phase) {
 	case COORD_PH_SUSPEND:
 		if (prepare() < 0) {

@@ -51,10 +51,13 @@ static void cb_welcome(void *ctx, uint64_t id, const struct coord_welcome *w)
 	snprintf(e->text, sizeof(e->text), "%s", w->text);
 }
 
+static uint32_t last_attempt;	/* of the last BARRIER sent: acks echo it */
+
 static void cb_barrier(void *ctx, uint64_t id, const struct coord_barrier *b)
 {
 	struct ev *e = push(EV_BARRIER, id);
 
+	last_attempt = b->attempt;
 	e->phase = b->phase;
 	e->flags = b->flags;
 	e->gen = b->generation;
@@ -193,6 +196,7 @@ static void ack_flags(struct barrier *b, uint64_t id, uint32_t phase, uint32_t g
 	d.generation = gen;
 	d.status = status;
 	d.flags = flags;
+	d.attempt = last_attempt;
 	if (phase == COORD_PH_WRITE) {
 		d.bytes = 1000 * id;
 		d.ns = 5;

@@ -302,6 +302,7 @@ static void fake_ack(struct fake *f, const struct coord_barrier *b, int status, 
 	memset(&d, 0, sizeof(d));
 	d.phase = b->phase;
 	d.generation = b->generation;
+	d.attempt = b->attempt;
 	d.status = status;
 	if (b->phase == COORD_PH_WRITE) {
 		d.bytes = 4096;
