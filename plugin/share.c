@@ -45,6 +45,7 @@ static int sock = -1;
 static int fd_floor = 3;
 static struct letter *box;	/* MAILBOX_MAX letters, mmap'ed while open */
 static size_t nbox;
+static int quiet_refusal;	/* share_broadcast: a pid without a mailbox is no member */
 
 static socklen_t name_of(pid_t vpid, struct sockaddr_un *a)
 {
@@ -198,7 +199,14 @@ int share_send(pid_t vpid, uint64_t tag, const void *data, size_t len, const int
 		return -1;
 	}
 	if (connect(c, (struct sockaddr *)&a, alen) < 0) {
-		log_perror("process %d cannot be reached (@%s)", (int)vpid, a.sun_path + 1);
+		if (errno == ECONNREFUSED && quiet_refusal) {
+			/* No listener: not a restarted process of this group
+			 * (a stand-in for an ended child, say). */
+			log_debug("process %d has no mailbox: not in the restarted group", (int)vpid);
+			ret = 0;
+		} else {
+			log_perror("process %d cannot be reached (@%s)", (int)vpid, a.sun_path + 1);
+		}
 		goto out;
 	}
 	iov[0].iov_base = &h;
@@ -235,9 +243,11 @@ int share_broadcast(uint64_t tag, const void *data, size_t len, const int *fds, 
 	size_t i, n = vpid_map_list(group, GROUP_MAX);
 	int ret = 0;
 
+	quiet_refusal = 1;
 	for (i = 0; i < n; i++)
 		if (share_send(group[i], tag, data, len, fds, nfds) < 0)
 			ret = -1;
+	quiet_refusal = 0;
 	return ret;
 }
 

@@ -207,18 +207,32 @@ prog_check_lines() {
 	local s f segs=()
 	for ((s = 1; s <= NSEG; s++)); do
 		f=$T/seg$s.out
-		# a last line without its newline was cut by the kill
+		# A last line without its newline was cut by the checkpoint:
+		# either it is printed again whole after the restart, or (when
+		# one process printed its start and another its end, as with
+		# `printf "$n "; (cmd)`) the rest of it opens the next segment.
+		: >"$T/seg$s.cut"
 		if [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ]; then
 			sed '$d' "$f" >"$T/seg$s.lines"
+			tail -n 1 "$f" >"$T/seg$s.cut"
 		else
 			cp "$f" "$T/seg$s.lines" 2>/dev/null || : >"$T/seg$s.lines"
 		fi
 		segs+=("$T/seg$s.lines")
 	done
-	awk -v seen="${SEEN[*]}" -v out="$T/merged.out" '
+	awk -v seen="${SEEN[*]}" -v out="$T/merged.out" -v cutdir="$T" '
 		function bad(msg) { print msg; failed = 1; exit 1 }
 		BEGIN { split(seen, before, " ") }
-		FNR == 1 { seg++ }
+		FNR == 1 {
+			seg++
+			cut = ""
+			if (seg > 1) {
+				f = cutdir "/seg" (seg - 1) ".cut"
+				if ((getline cut < f) <= 0) cut = ""
+				close(f)
+			}
+			if (cut != "" && $1 !~ /^[0-9]+$/) $0 = cut $0
+		}
 		{
 			if ($1 !~ /^[0-9]+$/) bad("segment " seg " line " FNR " is not numbered: " $0)
 			n = $1 + 0
