@@ -292,7 +292,7 @@ static int take_range(struct maps_area *m, uint64_t start, uint64_t end, int kee
 static int scan_area_uffd(struct maps_area *m, int tracked)
 {
 	int file_private = m->a.kind == IMAGE_AREA_FILE_PRIVATE;
-	uint64_t addr = m->a.start;
+	uint64_t addr = m->a.start, covered = m->a.start;
 
 	m->run_first = (uint32_t)nruns;
 	m->keep_first = (uint32_t)nkeeps;
@@ -307,8 +307,17 @@ static int scan_area_uffd(struct maps_area *m, int tracked)
 			return -1;
 		}
 		for (i = 0; i < n; i++) {
-			const struct dirty_region *r = &regions[i];
+			struct dirty_region *r = &regions[i];
 			uint64_t c = r->categories;
+
+			/* The kernel (6.18) may report regions past the walk_end it
+			 * returns, and then again from there, already protected:
+			 * the first report is the one that counts. */
+			if (r->end <= covered)
+				continue;
+			if (r->start < covered)
+				r->start = covered;
+			covered = r->end;
 
 			/* A private file page never written: the file has it. */
 			if (file_private && (c & DIRTY_PAGE_FILE) && !(c & DIRTY_PAGE_SWAPPED))
@@ -329,7 +338,7 @@ static int scan_area_uffd(struct maps_area *m, int tracked)
 				(void *)walked);
 			return -1;
 		}
-		addr = walked;
+		addr = walked > covered ? walked : covered;
 	}
 	return 0;
 }

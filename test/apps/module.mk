@@ -5,7 +5,7 @@ TEST_APPS += counter threads signals bigmem filemap recursion tls zeropages mrem
              gettimeofday clock dlopen stdio membench ticker
 TEST_APPS += corethreads forktree forkwait pidloop pipes shmem ptyshell
 TEST_APPS += eventfds epoll inotify ptimer eventshare
-TEST_APPS += incrmem
+TEST_APPS += incrmem dirtybench
 
 # The rule builds each program from its one .c; the harness is a header.
 $(addprefix build/test/apps/,$(TEST_APPS)): test/lib/harness.h
