@@ -103,6 +103,7 @@ enum coord_op {
 #define COORD_CMD_BLOCKING	0x2u	/* reply when the checkpoint is complete */
 #define COORD_CMD_PRECOPY	0x4u
 #define COORD_CMD_POSTCOPY	0x8u
+#define COORD_CMD_FULL		0x10u	/* CHECKPOINT: full images (restart the chains) */
 
 struct coord_command {
 	uint32_t op;		/* enum coord_op */
@@ -150,6 +151,7 @@ enum coord_phase {
 #define COORD_BAR_ABORT		0x1u	/* RESUME after a failed checkpoint */
 #define COORD_BAR_MIGRATE	0x2u	/* WRITE goes to text = HOST:PORT */
 #define COORD_BAR_EXIT_AFTER	0x4u	/* exit after COMMIT instead of resuming */
+#define COORD_BAR_FULL		0x8u	/* a full image, not an incremental one */
 
 struct coord_barrier {
 	uint32_t phase;		/* enum coord_phase */

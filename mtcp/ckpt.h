@@ -65,6 +65,7 @@ struct maps_area {
 	struct image_area a;
 	const char *path;		/* into the scanned maps text */
 	uint32_t run_first, nruns;	/* into the run list */
+	uint32_t keep_first, nkeep;	/* into the kept runs (incremental images) */
 };
 
 /* Reads /proc/self/maps and /proc/self/pagemap into memory reserved with
@@ -74,7 +75,8 @@ int maps_scan(void);
 /* The result of the last scan. */
 struct maps_area *maps_areas(size_t *n);
 struct image_run *maps_runs(size_t *n);
-/* Writes the AREA records, then (maps_write_pages) the PAGES records. */
+/* Writes the PARENT record of an incremental image and the AREA records,
+ * then (maps_write_pages) its KEEP records and the PAGES records. */
 int maps_write_areas(struct image_writer *w);
 int maps_write_pages(struct image_writer *w);
 /* After the image is complete (or failed): areas made readable for the scan

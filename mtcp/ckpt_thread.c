@@ -8,7 +8,9 @@
  *   SUSPEND  reserve memory, park every user thread
  *   ELECT, DRAIN   the plugins mark and drain shared objects
  *   WRITE    save the resume point of this thread, then write the image
- *            (to DIR/ckpt_<prog>_<upid>.cryo.tmp, or to a migration socket)
+ *            (to DIR/ckpt_<prog>_<upid>.cryo.tmp, with CRYO_INCREMENTAL=1
+ *            DIR/ckpt_<prog>_<upid>.g<generation>.cryo.tmp, or to a
+ *            migration socket)
  *   COMMIT   rename the image to its final name (or exit, after migration)
  *   REFILL   the plugins put drained data back
  *   RESUME   release the threads (after an abort: drop the temporary image)
@@ -46,6 +48,7 @@
 #include "coordinator/protocol.h"
 #include "mtcp/ckpt.h"
 #include "mtcp/codec.h"
+#include "mtcp/dirty.h"
 #include "mtcp/key.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
@@ -350,6 +353,7 @@ static int prepare(void)
 	}
 	if (prepare_key() < 0)
 		return -1;
+	dirty_prepare();
 	return codec->writer_prepare(writer);
 }
 
@@ -407,7 +411,7 @@ static int write_stream(int fd, uint32_t flags)
 		return -1;
 	maps_areas(&nareas);
 	write_threads(NULL, &nthreads);
-	fill_header(&h, flags, nthreads, (uint32_t)nareas);
+	fill_header(&h, flags | (dirty_incremental() ? IMAGE_HDR_INCREMENTAL : 0), nthreads, (uint32_t)nareas);
 	saved_proc.nsiginfo = 0;
 	for (i = 0; i < nsig; i++)
 		if (ckpt_sigpool[i].signo)
@@ -454,8 +458,27 @@ static int open_target_file(const char *dir, struct coord_barrier_done *d)
 		fail(d, "cannot create the checkpoint directory");
 		return -1;
 	}
-	nolibc_snprintf(final_path, sizeof(final_path), "%s/ckpt_%s_%016llx%s", dir, program,
-			(unsigned long long)upid, IMAGE_SUFFIX);
+	if (dirty_enabled()) {
+		/* One file per generation: an incremental image needs the ones
+		 * before it. Never replace an image (a restart from an older
+		 * generation goes on with numbers a later chain used). */
+		struct stat st;
+		int k;
+
+		for (k = 1; k < 1000; k++) {
+			char nth[16] = "";
+
+			if (k > 1)
+				nolibc_snprintf(nth, sizeof(nth), "-%d", k);
+			nolibc_snprintf(final_path, sizeof(final_path), "%s/ckpt_%s_%016llx.g%u%s%s", dir,
+					program, (unsigned long long)upid, generation, nth, IMAGE_SUFFIX);
+			if (sys_failed(sys_call4(__NR_newfstatat, AT_FDCWD, final_path, &st, 0)))
+				break;
+		}
+	} else {
+		nolibc_snprintf(final_path, sizeof(final_path), "%s/ckpt_%s_%016llx%s", dir, program,
+				(unsigned long long)upid, IMAGE_SUFFIX);
+	}
 	nolibc_snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", final_path);
 	fd = (int)sys_open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (sys_failed(fd)) {
@@ -544,6 +567,7 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 		return 0;
 	if (exit_after || (b->flags & COORD_BAR_EXIT_AFTER))
 		flags |= IMAGE_HDR_EXIT_AFTER;
+	dirty_begin((b->flags & COORD_BAR_FULL) != 0, stream);
 	r = checkpoint_write(fd, flags);
 	if (r == 1)
 		return 1;
@@ -559,6 +583,14 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 		return 0;
 	}
 	d->bytes = codec->writer_bytes(writer);
+	{
+		uint8_t digest[32];
+
+		if (codec->writer_digest(writer, digest) == 0)
+			dirty_written(stream ? NULL : final_path, generation, upid, digest,
+				      d->bytes - sizeof(struct image_rec_hdr) - sizeof(struct image_trailer) -
+				      (key_path[0] ? IMAGE_SEAL_TAG_LEN : 0));
+	}
 	d->ns = util_now_ns(CLOCK_MONOTONIC) - t0;
 	nolibc_strlcpy(d->text, final_path, sizeof(d->text));
 	log_info("image %s: %llu bytes in %llu ms", final_path, (unsigned long long)d->bytes,
@@ -619,8 +651,13 @@ static void on_barrier(const struct coord_barrier *b)
 		if (tmp_path[0] && rename(tmp_path, final_path) < 0) {
 			log_perror("rename %s to %s", tmp_path, final_path);
 			fail(&d, "cannot rename the image");
+			dirty_abort();
 			break;
 		}
+		if (tmp_path[0])
+			dirty_commit();
+		else
+			dirty_abort();
 		tmp_path[0] = '\0';
 		if (exit_after || (b->flags & COORD_BAR_EXIT_AFTER)) {
 			d.flags |= COORD_DONE_EXITING;
@@ -634,6 +671,8 @@ static void on_barrier(const struct coord_barrier *b)
 			unlink(tmp_path);
 			tmp_path[0] = '\0';
 		}
+		if (b->flags & COORD_BAR_ABORT)
+			dirty_abort();
 		if (parked && !restart_pending)
 			plugin_run(PLUGIN_RESUME);
 		if (restart_pending) {
@@ -831,6 +870,7 @@ static void restarted(void)
 	codec_sync_log();
 	log_info("restarted from generation %u as pid %d (pid %d to the program)", generation,
 		 vpid_kernel_pid(), vpid_self());
+	dirty_forget(0);	/* its fds are not ours here: a new chain, from a full image */
 	vpid_map_reset();	/* the coordinator sends the group's map before RESTART */
 	proc_restore(&saved_proc);
 	share_open();
@@ -958,6 +998,7 @@ static void child_setup(void)
 	coord_fd = -1;
 	parked = 0;
 	tmp_path[0] = '\0';
+	dirty_forget(1);	/* the userfaultfd and pagemap fds are the parent's */
 	new_identity();
 	if (was_joined && ready >= 0) {
 		/* The parent waits for this: registered before it can park. */
@@ -1187,6 +1228,7 @@ static void read_config(void)
 		nolibc_strlcpy(key_path, e, sizeof(key_path));
 		ckpt_key = ckpt_scratch(sizeof(*ckpt_key));
 	}
+	dirty_config();
 	nolibc_strlcpy(program, program_invocation_short_name, sizeof(program));
 	for (char *p = program; *p; p++)
 		if (*p == '/' || *p == ' ')

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include "mtcp/image.h"
 
-#define CODEC_ABI 1	/* bump when struct codec_ops changes */
+#define CODEC_ABI 2	/* bump when struct codec_ops changes */
 #define CODEC_LIB "libcryo-image.so"
 #define CODEC_SYMBOL "cryo_codec_ops"
 
@@ -34,6 +34,7 @@ struct codec_ops {
 	/* The library's own logger, kept in step with libcryo's. */
 	void (*log_setup)(int level, int fd);
 	void (*log_set_ident)(const char *ident);
+	int (*writer_digest)(const struct image_writer *w, uint8_t out[32]);
 };
 
 /* NULL until codec_load() succeeded. */

@@ -20,4 +20,5 @@ __attribute__((visibility("default"))) const struct codec_ops cryo_codec_ops = {
 	.key_load = key_load,
 	.log_setup = log_setup,
 	.log_set_ident = log_set_ident,
+	.writer_digest = image_writer_digest,
 };

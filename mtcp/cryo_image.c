@@ -4,6 +4,16 @@
  *   cryo_image verify IMAGE          every checksum, every page decoded
  *   cryo_image export-core IMAGE [-o FILE]
  *                                    an ELF core for gdb (mtcp/core.c)
+ *   cryo_image merge IMAGE -o OUT    an incremental image and its chain
+ *                                    flattened into one full image
+ *   cryo_image rm [--force] IMAGE... delete images no other image needs
+ *
+ * Incremental images (doc/incremental.md): info shows the PARENT record
+ * and the pages kept from the parent; verify checks the whole chain (every
+ * parent there, whole, and the one its child was written after); merge
+ * reads the chain as cryo_restart does (restart/loader.c) and writes what
+ * it composes; rm refuses to delete an image that another image of its
+ * directory names as its parent, unless --force.
  *
  * For info and verify, IMAGE may be "-" for standard input, so a migration
  * stream can be checked through a pipe. Both commands read the whole stream
@@ -27,15 +37,20 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include "mtcp/core.h"
 #include "mtcp/image.h"
 #include "mtcp/key.h"
 #include "mtcp/log.h"
+#include "restart/loader.h"
 
 struct info_area {
 	struct image_area a;
 	char *path;
 	uint64_t stored;	/* pages found in PAGES records */
+	uint64_t kept;		/* pages KEEP records keep from the parent */
 };
 
 struct info {
@@ -51,6 +66,9 @@ struct info {
 	size_t nsigs;
 	struct image_plugin *plugins;
 	size_t nplugins;
+	bool have_parent;
+	struct image_parent parent;
+	uint64_t kept;
 	uint64_t records;	/* every record, HEADER and TRAILER included */
 	uint64_t bytes;		/* stream length */
 	uint64_t pages, raw_bytes, stored_bytes, fd_records;
@@ -62,6 +80,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: cryo_image info [--json] [--key-file KEY] IMAGE\n"
 		   "       cryo_image verify [--key-file KEY] IMAGE\n"
 		   "       cryo_image export-core [--key-file KEY] IMAGE [-o FILE]\n"
+		   "       cryo_image merge [--key-file KEY] [--compress N] IMAGE -o OUT\n"
+		   "       cryo_image rm [--force] IMAGE...\n"
 		   "       cryo_image --help | --version\n"
 		   "\n"
 		   "  info      show the header, process, memory areas, threads, pending\n"
@@ -73,6 +93,11 @@ static void usage(FILE *f)
 		   "            write an ELF core of the checkpointed process (memory, one\n"
 		   "            note set per thread) for `gdb PROGRAM FILE`; checks the image\n"
 		   "  -o FILE   the core file (default: core.PID in the current directory)\n"
+		   "  merge     write an incremental image's whole chain as one full image\n"
+		   "            OUT (sealed with the same key when the chain is)\n"
+		   "  --compress N  zstd level of the merged image (default 1, 0: raw)\n"
+		   "  rm        delete images; refused for an image another image in its\n"
+		   "            directory names as its parent (--force: delete anyway)\n"
 		   "  --key-file KEY\n"
 		   "            the key of an encrypted image (32 raw bytes or 64 hex digits,\n"
 		   "            mode 0600); default: the file named by CRYO_KEY_FILE\n"
@@ -194,6 +219,25 @@ static int info_read(struct image_reader *r, struct info *in, bool decode)
 		case IMAGE_REC_FD:
 			in->fd_records++;
 			break;
+		case IMAGE_REC_PARENT:
+			memcpy(&in->parent, p, sizeof(in->parent));
+			in->have_parent = true;
+			break;
+		case IMAGE_REC_KEEP: {
+			struct image_keep k;
+			struct image_run run;
+			uint32_t i;
+
+			memcpy(&k, p, sizeof(k));
+			for (i = 0; i < k.nruns; i++) {
+				memcpy(&run, (const uint8_t *)p + sizeof(k) + (size_t)i * sizeof(run),
+				       sizeof(run));
+				if (k.area < in->nareas)
+					in->areas[k.area].kept += run.count;
+				in->kept += run.count;
+			}
+			break;
+		}
 		case IMAGE_REC_PAGES:
 			info_pages(in, p, len);
 			if (decode && image_reader_pages(r, p, len, count_put, &decoded) < 0)
@@ -262,7 +306,7 @@ static void fmt_flags(uint64_t flags, const char *const *names, int nnames, char
 		snprintf(buf, size, "-");
 }
 
-static const char *const hdr_flag_names[] = { "stream", "exit-after", "encrypted" };
+static const char *const hdr_flag_names[] = { "stream", "exit-after", "encrypted", "incremental" };
 static const char *const area_flag_names[] = { "heap", "stack", "deleted", "libcryo" };
 static const char *const thread_flag_names[] = { "main", "ckpt" };
 #define NNAMES(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -305,6 +349,15 @@ static void print_text(const struct info *in)
 	printf("generation:  %u\n", h->generation);
 	fmt_flags(h->flags, hdr_flag_names, NNAMES(hdr_flag_names), buf, sizeof(buf));
 	printf("flags:       %s\n", buf);
+	if (in->have_parent) {
+		char hex[65];
+
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", in->parent.sha256[i]);
+		printf("parent:      %.*s (generation %u, %u incremental image%s from the full one, "
+		       "SHA-256 %s)\n", STR(in->parent.name), in->parent.generation, in->parent.depth,
+		       in->parent.depth == 1 ? "" : "s", hex);
+	}
 	if (in->have_process) {
 		printf("\nprocess:     pid %u, ppid %u, pgid %u, sid %u, umask %03o\n", p->pid,
 		       p->ppid, p->pgid, p->sid, p->umask);
@@ -320,8 +373,12 @@ static void print_text(const struct info *in)
 	}
 
 	printf("\nareas (%zu):\n", in->nareas);
-	printf("  %3s %-33s %-4s %-11s %-12s %8s  %s\n", "#", "start-end", "prot", "kind",
-	       "flags", "pages", "path");
+	if (in->have_parent)
+		printf("  %3s %-33s %-4s %-11s %-12s %8s %8s  %s\n", "#", "start-end", "prot", "kind",
+		       "flags", "pages", "kept", "path");
+	else
+		printf("  %3s %-33s %-4s %-11s %-12s %8s  %s\n", "#", "start-end", "prot", "kind",
+		       "flags", "pages", "path");
 	for (i = 0; i < in->nareas; i++) {
 		const struct info_area *a = &in->areas[i];
 		char prot[5], range[40];
@@ -330,9 +387,14 @@ static void print_text(const struct info *in)
 		fmt_flags(a->a.flags, area_flag_names, NNAMES(area_flag_names), buf, sizeof(buf));
 		snprintf(range, sizeof(range), "%016llx-%016llx", (unsigned long long)a->a.start,
 			 (unsigned long long)a->a.end);
-		printf("  %3zu %-33s %-4s %-11s %-12s %8llu  %s\n", i, range, prot,
-		       image_area_kind_name(a->a.kind), buf, (unsigned long long)a->stored,
-		       a->path);
+		if (in->have_parent)
+			printf("  %3zu %-33s %-4s %-11s %-12s %8llu %8llu  %s\n", i, range, prot,
+			       image_area_kind_name(a->a.kind), buf, (unsigned long long)a->stored,
+			       (unsigned long long)a->kept, a->path);
+		else
+			printf("  %3zu %-33s %-4s %-11s %-12s %8llu  %s\n", i, range, prot,
+			       image_area_kind_name(a->a.kind), buf, (unsigned long long)a->stored,
+			       a->path);
 	}
 
 	printf("\nthreads (%zu):\n", in->nthreads);
@@ -372,6 +434,8 @@ static void print_text(const struct info *in)
 	printf("  pages stored: %llu (%s) in %llu chunks, %llu zstd and %llu raw\n",
 	       (unsigned long long)in->pages, buf, (unsigned long long)(in->chunks_raw + in->chunks_zstd),
 	       (unsigned long long)in->chunks_zstd, (unsigned long long)in->chunks_raw);
+	if (in->have_parent)
+		printf("  pages kept:   %llu (the parent's)\n", (unsigned long long)in->kept);
 	if (in->stored_bytes)
 		printf("  page data:    %llu bytes stored, compression ratio %.2f\n",
 		       (unsigned long long)in->stored_bytes,
@@ -440,6 +504,15 @@ static void print_json(const struct info *in)
 	       "\"flags\": ", (unsigned long long)h->time_ns, h->generation, h->nareas,
 	       h->nthreads);
 	json_flags(h->flags, hdr_flag_names, NNAMES(hdr_flag_names));
+	if (in->have_parent) {
+		printf("},\n  \"parent\": {\"name\": ");
+		json_str(in->parent.name, sizeof(in->parent.name));
+		printf(", \"generation\": %u, \"depth\": %u, \"sha256\": \"", in->parent.generation,
+		       in->parent.depth);
+		for (i = 0; i < 32; i++)
+			printf("%02x", in->parent.sha256[i]);
+		printf("\", \"kept_pages\": %llu", (unsigned long long)in->kept);
+	}
 	printf("},\n  \"process\": {\"pid\": %u, \"ppid\": %u, \"pgid\": %u, \"sid\": %u, "
 	       "\"upid\": %llu, \"comp_id\": %llu, \"umask\": %u, \"cwd\": ", p->pid, p->ppid,
 	       p->pgid, p->sid, (unsigned long long)p->upid, (unsigned long long)p->comp_id,
@@ -512,6 +585,69 @@ static int open_image(const char *path)
 	return fd;
 }
 
+/* Checks the chain below an incremental image (info of it in *child):
+ * every parent there, whole, of the same process and the very image its
+ * child was written after. The number of parents, or -1 after logging. */
+static int verify_chain(const char *path, const struct info *child, const uint8_t *key, char *full,
+			size_t fullsz)
+{
+	struct image_parent want = child->parent;
+	char cur[PATH_MAX], ppath[PATH_MAX];
+	int n = 0;
+
+	snprintf(cur, sizeof(cur), "%s", path);
+	for (;;) {
+		struct info in = { 0 };
+		struct image_reader *r;
+		uint8_t sha[32];
+		uint64_t bytes;
+		int fd, ok;
+
+		if (loader_parent_path(cur, want.name, ppath, sizeof(ppath)) < 0) {
+			log_err("%s: the path of its parent is too long", cur);
+			return -1;
+		}
+		fd = open(ppath, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				log_err("%s: its parent %s is missing: an incremental image needs every image "
+					"of its chain down to a full one", cur, ppath);
+			else
+				log_perror("%s: open its parent %s", cur, ppath);
+			return -1;
+		}
+		in.name = ppath;
+		r = image_reader_new(fd, ppath);
+		ok = r && image_reader_set_key(r, key) == 0 && info_read(r, &in, true) == 0;
+		if (ok && (image_reader_digest(r, sha, &bytes) < 0 || memcmp(sha, want.sha256, 32) ||
+			   in.hdr.generation != want.generation || in.proc.upid != want.upid)) {
+			log_err("%s: its parent %s is not the image it was written after (generation %u, "
+				"SHA-256 %s)", cur, ppath, in.hdr.generation,
+				memcmp(sha, want.sha256, 32) ? "differs" : "matches");
+			ok = 0;
+		}
+		if (ok && (in.have_parent ? in.parent.depth + 1 != want.depth : want.depth != 1)) {
+			log_err("%s: the chain is inconsistent at %s (depth %u)", cur, ppath, want.depth);
+			ok = 0;
+		}
+		image_reader_free(r);
+		close(fd);
+		n++;
+		if (!ok) {
+			info_free(&in);
+			return -1;
+		}
+		snprintf(cur, sizeof(cur), "%s", ppath);
+		want = in.parent;
+		if (!in.have_parent) {
+			snprintf(full, fullsz, "%s", ppath);
+			info_free(&in);
+			return n;
+		}
+		info_free(&in);
+	}
+}
+
 static int run(const char *path, bool verify, bool json, const uint8_t *key)
 {
 	struct info in = { .name = path };
@@ -527,10 +663,21 @@ static int run(const char *path, bool verify, bool json, const uint8_t *key)
 	if (info_read(r, &in, verify) == 0)
 		ret = 0;
 	if (verify) {
+		char full[PATH_MAX] = "", chain[PATH_MAX + 64] = "";
+		int n = 0;
+
+		if (!ret && in.have_parent) {
+			n = verify_chain(path, &in, key, full, sizeof(full));
+			if (n < 0)
+				ret = 1;
+			else
+				snprintf(chain, sizeof(chain), "; incremental, its chain of %d parent%s down to "
+					 "%s checked", n, n == 1 ? "" : "s", full);
+		}
 		if (!ret)
-			printf("%s: ok (%llu records, %llu pages, %llu bytes)\n", path,
+			printf("%s: ok (%llu records, %llu pages, %llu bytes%s)\n", path,
 			       (unsigned long long)in.records, (unsigned long long)in.pages,
-			       (unsigned long long)in.bytes);
+			       (unsigned long long)in.bytes, chain);
 	} else if (json) {
 		if (!ret)
 			print_json(&in);
@@ -549,9 +696,226 @@ out:
 	return ret;
 }
 
+/* The first records of an image: its HEADER and, for an incremental one,
+ * its PARENT. 0, -1 after logging. */
+static int peek(const char *path, const uint8_t *key, struct image_header *h, bool *has_parent,
+		struct image_parent *parent)
+{
+	struct image_reader *r;
+	const void *p;
+	uint64_t len;
+	uint32_t type;
+	int fd, st = 0, ret = -1, n = 0;
+
+	*has_parent = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_perror("open image %s", path);
+		return -1;
+	}
+	r = image_reader_new(fd, path);
+	if (r && image_reader_set_key(r, key) == 0) {
+		while (n < 3 && (st = image_reader_next(r, &type, &p, &len)) == 1) {
+			n++;
+			if (type == IMAGE_REC_HEADER)
+				memcpy(h, p, sizeof(*h));
+			if (type == IMAGE_REC_PARENT) {
+				memcpy(parent, p, sizeof(*parent));
+				*has_parent = true;
+			}
+			if (n == 2 && !(h->flags & IMAGE_HDR_INCREMENTAL))
+				break;
+		}
+		ret = st < 0 ? -1 : 0;
+	}
+	image_reader_free(r);
+	close(fd);
+	return ret;
+}
+
+/* cryo_image merge: the chain composed as cryo_restart would, written out
+ * as one full image (through OUT.tmp, renamed when whole). */
+static int merge(const char *path, const char *out, int level, const uint8_t *key)
+{
+	struct loaded_image img;
+	struct image_writer *w = NULL;
+	struct image_header h;
+	char tmp[PATH_MAX];
+	size_t i, k;
+	int fd, ofd = -1, ret = 1;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", out) >= (int)sizeof(tmp)) {
+		log_err("output name too long: %s", out);
+		return 1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_perror("open image %s", path);
+		return 1;
+	}
+	loader_set_key(key);
+	loader_set_keep_records(1);
+	if (loader_read(fd, path, &img) < 0) {
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (ofd < 0) {
+		log_perror("create %s", tmp);
+		goto out;
+	}
+	w = image_writer_new(level);
+	if (!w || (key && (image_writer_set_key(w, key) < 0 || image_writer_prepare(w) < 0)))
+		goto out;
+	h = img.hdr;
+	h.version = IMAGE_VERSION;
+	h.flags &= ~(uint64_t)(IMAGE_HDR_INCREMENTAL | IMAGE_HDR_SEALED | IMAGE_HDR_STREAM);
+	h.seal_salt = 0;
+	memset(h.key_check, 0, sizeof(h.key_check));
+	image_writer_begin(w, ofd);
+	if (image_writer_record(w, IMAGE_REC_HEADER, &h, sizeof(h), NULL, 0) < 0 ||
+	    image_writer_record(w, IMAGE_REC_PROCESS, &img.proc, sizeof(img.proc), NULL, 0) < 0)
+		goto out;
+	for (i = 0; i < img.nareas; i++) {
+		struct image_area a = img.areas[i].a;
+
+		a.npages = 0;
+		for (k = 0; img.areas[i].staged && k < img.areas[i].nruns; k++)
+			a.npages += img.areas[i].runs[k].count;
+		if (image_writer_record(w, IMAGE_REC_AREA, &a, sizeof(a), img.areas[i].path, a.path_len) < 0)
+			goto out;
+	}
+	for (i = 0; i < img.nthreads; i++)
+		if (image_writer_record(w, IMAGE_REC_THREAD, &img.threads[i], sizeof(img.threads[i]), NULL, 0) < 0)
+			goto out;
+	for (i = 0; i < img.nrecords; i++)
+		if (image_writer_record(w, img.records[i].type, img.records[i].data, img.records[i].len, NULL,
+					0) < 0)
+			goto out;
+	for (i = 0; i < img.nareas; i++) {
+		const struct loaded_area *la = &img.areas[i];
+
+		for (k = 0; la->staged && k < la->nruns; k++)
+			if (image_writer_pages(w, (uint32_t)i, la->runs[k].first,
+					       img.arena + la->stage_off + la->runs[k].first * 4096,
+					       la->runs[k].count) < 0)
+				goto out;
+	}
+	if (image_writer_finish(w) < 0)
+		goto out;
+	if (fsync(ofd) < 0) {
+		log_perror("fsync %s", tmp);
+		goto out;
+	}
+	if (rename(tmp, out) < 0) {
+		log_perror("rename %s to %s", tmp, out);
+		goto out;
+	}
+	printf("%s: %llu pages from %d image%s, %llu bytes\n", out, (unsigned long long)image_writer_npages(w),
+	       img.chain_len, img.chain_len == 1 ? "" : "s", (unsigned long long)image_writer_bytes(w));
+	ret = 0;
+out:
+	if (ofd >= 0) {
+		close(ofd);
+		if (ret)
+			unlink(tmp);
+	}
+	image_writer_free(w);
+	loader_free(&img);
+	return ret;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* cryo_image rm: deletes images, but not one another image of its
+ * directory (not removed with it) names as its parent, unless force. */
+static int rm_images(char **paths, int n, bool force, const uint8_t *key)
+{
+	int i, j, ret = 0;
+
+	for (i = 0; i < n; i++) {
+		struct image_header h;
+		struct image_parent par;
+		bool hp;
+		char dir[PATH_MAX], cand[PATH_MAX + 256], needed[PATH_MAX + 256] = "";
+		const char *slash = strrchr(paths[i], '/'), *base = slash ? slash + 1 : paths[i];
+		struct dirent *de;
+		DIR *d;
+
+		if (peek(paths[i], key, &h, &hp, &par) < 0) {
+			log_err("%s: not removed", paths[i]);
+			ret = 1;
+			continue;
+		}
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - paths[i]) : 1, slash ? paths[i] : ".");
+		d = opendir(dir[0] ? dir : "/");
+		if (!d) {
+			log_perror("read directory %s to see which images need %s", dir, paths[i]);
+			ret = 1;
+			continue;
+		}
+		while ((de = readdir(d)) && !needed[0]) {
+			bool removed_too = false;
+
+			if (!ends_with(de->d_name, IMAGE_SUFFIX) || !strcmp(de->d_name, base))
+				continue;
+			if (snprintf(cand, sizeof(cand), "%s/%s", dir, de->d_name) >= (int)sizeof(cand))
+				continue;
+			for (j = 0; j < n; j++) {
+				char a[PATH_MAX], b[PATH_MAX];
+
+				if (realpath(paths[j], a) && realpath(cand, b) && !strcmp(a, b))
+					removed_too = true;
+			}
+			if (removed_too)
+				continue;
+			{
+				int saved = log_level_cur;
+
+				log_setup(-1, log_fd());	/* a damaged file there is not this command's business */
+				if (peek(cand, key, &h, &hp, &par) == 0 && hp &&
+				    !strncmp(par.name, base, sizeof(par.name)))
+					snprintf(needed, sizeof(needed), "%s", cand);
+				log_setup(saved, log_fd());
+			}
+		}
+		closedir(d);
+		if (needed[0] && !force) {
+			log_err("%s is the parent of %s: not removed (remove that image first, flatten it with "
+				"cryo_image merge, or use --force)", paths[i], needed);
+			ret = 1;
+			continue;
+		}
+		if (needed[0])
+			log_warn("removing %s, which %s needs: that image cannot be restarted any more", paths[i],
+				 needed);
+		if (unlink(paths[i]) < 0) {
+			log_perror("remove %s", paths[i]);
+			ret = 1;
+		}
+	}
+	return ret;
+}
+
 static int export_core(const char *path, const char *out, const uint8_t *key)
 {
 	struct core_result res;
+	struct image_header h;
+	struct image_parent par;
+	bool hp;
+
+	if (peek(path, key, &h, &hp, &par) < 0)
+		return 1;
+	if (h.flags & IMAGE_HDR_INCREMENTAL) {
+		log_err("%s is an incremental image: flatten it first (cryo_image merge %s -o FILE)", path, path);
+		return 1;
+	}
 
 	if (core_export(path, out, key, &res) < 0)
 		return 1;
@@ -566,10 +930,11 @@ static int export_core(const char *path, const char *out, const uint8_t *key)
 
 int main(int argc, char **argv)
 {
-	bool json = false;
+	bool json = false, force = false;
 	const char *cmd, *path = NULL, *out = NULL, *key_file = getenv(KEY_ENV);
 	uint8_t key[KEY_LEN];
-	int i, ret;
+	char **paths;
+	int i, ret, npaths = 0, level = 1;
 
 	log_set_ident("cryo_image");
 	log_init();
@@ -586,14 +951,30 @@ int main(int argc, char **argv)
 		printf("cryo_image %s (image format version %u)\n", CRYO_VERSION, IMAGE_VERSION);
 		return 0;
 	}
-	if (strcmp(cmd, "info") && strcmp(cmd, "verify") && strcmp(cmd, "export-core")) {
+	if (strcmp(cmd, "info") && strcmp(cmd, "verify") && strcmp(cmd, "export-core") &&
+	    strcmp(cmd, "merge") && strcmp(cmd, "rm")) {
 		log_err("unknown command '%s' (try cryo_image --help)", cmd);
 		return 2;
+	}
+	paths = calloc((size_t)argc, sizeof(*paths));
+	if (!paths) {
+		log_err("out of memory");
+		return 1;
 	}
 	for (i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--json") && !strcmp(cmd, "info")) {
 			json = true;
-		} else if (!strcmp(argv[i], "-o") && !strcmp(cmd, "export-core")) {
+		} else if (!strcmp(argv[i], "--force") && !strcmp(cmd, "rm")) {
+			force = true;
+		} else if (!strcmp(argv[i], "--compress") && !strcmp(cmd, "merge")) {
+			char *end;
+
+			if (++i == argc || (level = (int)strtol(argv[i], &end, 10), *end) || level < 0 ||
+			    level > 22) {
+				log_err("--compress needs a zstd level from 0 to 22 (try cryo_image --help)");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "-o") && (!strcmp(cmd, "export-core") || !strcmp(cmd, "merge"))) {
 			if (++i == argc || !argv[i][0]) {
 				log_err("-o needs a file name (try cryo_image --help)");
 				return 2;
@@ -611,15 +992,24 @@ int main(int argc, char **argv)
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			log_err("unknown option '%s' for %s (try cryo_image --help)", argv[i], cmd);
 			return 2;
-		} else if (path) {
+		} else if (path && strcmp(cmd, "rm")) {
 			log_err("%s takes one image, not '%s' too", cmd, argv[i]);
 			return 2;
 		} else {
 			path = argv[i];
+			paths[npaths++] = argv[i];
 		}
 	}
 	if (!path) {
 		log_err("%s: which image? (cryo_image %s IMAGE)", cmd, cmd);
+		return 2;
+	}
+	if (!strcmp(cmd, "merge") && !out) {
+		log_err("merge: where to? (cryo_image merge IMAGE -o OUT)");
+		return 2;
+	}
+	if ((!strcmp(cmd, "merge") || !strcmp(cmd, "rm")) && !strcmp(path, "-")) {
+		log_err("%s works on files, not -", cmd);
 		return 2;
 	}
 	if (!strcmp(cmd, "export-core")) {
@@ -633,8 +1023,13 @@ int main(int argc, char **argv)
 	key_file = key_file && *key_file ? key_file : NULL;
 	if (!strcmp(cmd, "export-core"))
 		ret = export_core(path, out, key_file ? key : NULL);
+	else if (!strcmp(cmd, "merge"))
+		ret = merge(path, out, level, key_file ? key : NULL);
+	else if (!strcmp(cmd, "rm"))
+		ret = rm_images(paths, npaths, force, key_file ? key : NULL);
 	else
 		ret = run(path, !strcmp(cmd, "verify"), json, key_file ? key : NULL);
 	key_wipe(key, sizeof(key));
+	free(paths);
 	return ret;
 }

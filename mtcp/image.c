@@ -216,6 +216,10 @@ struct image_writer {
 	uint64_t err_at, err_recno;
 	size_t err_len;
 	int zstd_err;		/* a zstd error code a packing thread met */
+
+	/* The SHA-256 of the last stream finished (image_writer_digest). */
+	bool have_digest;
+	uint8_t digest[32];
 };
 
 /* Packing threads: CRYO_THREADS, else one per CPU this process may run on. */
@@ -1102,7 +1106,7 @@ int image_writer_record(struct image_writer *w, uint32_t type, const void *a, si
 
 	if (w_usable(w) < 0)
 		return -1;
-	if (type < IMAGE_REC_HEADER || type >= IMAGE_REC_TRAILER) {
+	if (type < IMAGE_REC_HEADER || type == IMAGE_REC_TRAILER || type > IMAGE_REC_LAST) {
 		log_err("image record of type %u cannot be written", type);
 		return w_fail(w);
 	}
@@ -1273,6 +1277,16 @@ int image_writer_finish(struct image_writer *w)
 		return -1;
 	w_end(w);
 	w->state = W_DONE;
+	memcpy(w->digest, t.sha256, sizeof(w->digest));
+	w->have_digest = true;
+	return 0;
+}
+
+int image_writer_digest(const struct image_writer *w, uint8_t out[32])
+{
+	if (w->state != W_DONE || !w->have_digest)
+		return -1;
+	memcpy(out, w->digest, sizeof(w->digest));
 	return 0;
 }
 

@@ -1,11 +1,15 @@
-/* The cryo image format, version 1: one byte stream of framed records, the
+/* The cryo image format, version 3: one byte stream of framed records, the
  * same for a file and for a migration socket. Written front to back with no
  * seeking by mtcp/image.c; read by mtcp/image_read.c (cryo_restart,
  * cryo_image). The freestanding restorer includes this header for the
  * struct layouts only. doc/image-format.md is the specification; every
  * struct here is little-endian, fixed width and size-checked.
  *
- * Stream: HEADER PROCESS AREA* THREAD* SIGINFO* PLUGIN* PAGES* TRAILER
+ * Stream: HEADER PROCESS [PARENT] AREA* THREAD* SIGINFO* PLUGIN* [KEEP*] PAGES* TRAILER
+ *
+ * An incremental image (version 3) names its parent in a PARENT record and
+ * lists in KEEP records the pages whose bytes are the parent's; a restart
+ * composes the chain down to a full image (doc/incremental.md).
  *
  * All AREA records come before any PAGES record, so a reader knows the
  * whole address-space layout (and can stage memory out of its way) before
@@ -16,7 +20,7 @@
 #include <stdint.h>
 
 #define IMAGE_MAGIC	0x4f595243u	/* "CRYO" as little-endian bytes */
-#define IMAGE_VERSION	2		/* bump on any layout change */
+#define IMAGE_VERSION	3		/* bump on any layout change */
 #define IMAGE_VERSION_MIN 1		/* oldest version the reader accepts */
 #define IMAGE_ARCH_X86_64 62		/* EM_X86_64 */
 #define IMAGE_PAGE_SIZE	4096u
@@ -41,7 +45,11 @@ enum image_rec_type {
 	IMAGE_REC_PAGES = 8,	/* struct image_pages + runs + data */
 	IMAGE_REC_INDEX = 9,	/* reserved: offsets for random access */
 	IMAGE_REC_TRAILER = 10,	/* struct image_trailer; always last */
+	/* Version 3: incremental images. */
+	IMAGE_REC_PARENT = 11,	/* struct image_parent; right after PROCESS */
+	IMAGE_REC_KEEP = 12,	/* struct image_keep + runs: pages as in the parent */
 };
+#define IMAGE_REC_LAST IMAGE_REC_KEEP
 
 /* Precedes every record. crc is CRC-32C (Castagnoli) of the payload only. */
 struct image_rec_hdr {
@@ -54,6 +62,7 @@ _Static_assert(sizeof(struct image_rec_hdr) == 16, "layout changed: bump IMAGE_V
 #define IMAGE_HDR_STREAM	0x1u	/* written to a migration socket */
 #define IMAGE_HDR_EXIT_AFTER	0x2u	/* the source exits once the image is whole */
 #define IMAGE_HDR_SEALED	0x4u	/* every later record sealed with AES-256-GCM */
+#define IMAGE_HDR_INCREMENTAL	0x8u	/* a PARENT record follows the PROCESS (version 3) */
 
 struct image_header {
 	uint32_t magic;		/* IMAGE_MAGIC */
@@ -231,6 +240,30 @@ struct image_trailer {
 };
 _Static_assert(sizeof(struct image_trailer) == 64, "layout changed: bump IMAGE_VERSION");
 
+#define IMAGE_PARENT_NAME_MAX 256
+
+/* Version 3. The parent of an incremental image: the image whose pages the
+ * KEEP records refer to, in the same directory. */
+struct image_parent {
+	char name[IMAGE_PARENT_NAME_MAX];	/* its file name, no directory, NUL padded */
+	uint8_t sha256[32];	/* the SHA-256 in its TRAILER (of its whole stream) */
+	uint64_t bytes;		/* its TRAILER's bytes: its length before the trailer */
+	uint64_t upid;		/* its PROCESS upid: the same process */
+	uint32_t generation;	/* its HEADER generation, lower than this image's */
+	uint32_t depth;		/* incremental images from the full one to this: 1 or more */
+};
+_Static_assert(sizeof(struct image_parent) == 312, "layout changed: bump IMAGE_VERSION");
+
+/* Version 3. KEEP payload: this struct, then nruns struct image_run: pages
+ * of the area (indexes from its start) whose bytes are those at the same
+ * addresses in the parent, as the parent's chain restores them. */
+struct image_keep {
+	uint32_t area;		/* index of the AREA record */
+	uint32_t nruns;		/* 1 to IMAGE_KEEP_MAX_RUNS */
+};
+_Static_assert(sizeof(struct image_keep) == 8, "layout changed: bump IMAGE_VERSION");
+#define IMAGE_KEEP_MAX_RUNS 65536
+
 #ifndef CRYO_FREESTANDING
 #include <stdbool.h>
 
@@ -288,6 +321,9 @@ void image_writer_set_live(struct image_writer *w, bool live);
 int image_writer_set_key(struct image_writer *w, const uint8_t *key);
 /* Flushes the last chunk and writes the TRAILER. */
 int image_writer_finish(struct image_writer *w);
+/* The SHA-256 of the last stream finished (the one in its TRAILER), for an
+ * incremental image to name its parent by. 0, or -1 if none was finished. */
+int image_writer_digest(const struct image_writer *w, uint8_t out[32]);
 /* Bytes of the stream so far (chunks still in the writer's threads not
  * included; all of them once image_writer_finish() returned), and pages
  * stored. */
@@ -327,6 +363,9 @@ int image_reader_sealed(const struct image_reader *r);
 int image_reader_next(struct image_reader *r, uint32_t *type, const void **payload, uint64_t *len);
 /* Offset in the stream of the record last returned. */
 uint64_t image_reader_offset(const struct image_reader *r);
+/* After image_reader_next() returned 0: the SHA-256 of the stream (checked
+ * against its TRAILER) and the TRAILER's bytes. 0, or -1 before the end. */
+int image_reader_digest(const struct image_reader *r, uint8_t sha256[32], uint64_t *bytes);
 /* Decodes a PAGES payload (already CRC-checked): checks it, then calls
  * put(arg, area, first_page, data, npages) for each run with the decoded
  * bytes. Returns 0, or -1 after logging. */

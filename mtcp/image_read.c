@@ -45,7 +45,13 @@
  * its clear HEADER's key check tells a missing or wrong key from damage.
  * Each later record's CRC and hash are checked on the sealed bytes, then
  * the payload is opened in place (AES-256-GCM); a tag that fails is damage
- * like a bad CRC. Version 1 images (no seal fields) are still read. */
+ * like a bad CRC. Version 1 images (no seal fields) are still read.
+ *
+ * Version 3 adds incremental images: a PARENT record right after the
+ * PROCESS (with IMAGE_HDR_INCREMENTAL in the HEADER), and KEEP records
+ * between the last AREA and the first PAGES, each run inside its area and
+ * increasing within it. Whether the parent exists and matches is the
+ * caller's business (restart/loader.c reads the chain). */
 #define LOG_PREFIX ""
 #include <errno.h>
 #include <pthread.h>
@@ -92,6 +98,7 @@ struct r_area {
 	uint64_t area_pages;	/* (end - start) / page size */
 	uint64_t stored;	/* pages seen in PAGES records so far */
 	uint64_t next;		/* lowest page index a later run may start at */
+	uint64_t keep_next;	/* the same for KEEP runs */
 };
 
 struct image_reader {
@@ -170,7 +177,10 @@ struct image_reader {
 	uint32_t nsiginfo;	/* from PROCESS */
 	uint32_t nareas, nthreads, nsigs;
 	bool seen_pages;
+	bool seen_parent;
 	uint64_t pages;
+	uint8_t sha256[32];	/* the stream's, once the TRAILER matched it */
+	uint64_t trailer_bytes;
 	struct r_area *areas;	/* hdr.nareas entries */
 };
 
@@ -305,6 +315,15 @@ uint64_t image_reader_offset(const struct image_reader *r)
 	return r->rec_off;
 }
 
+int image_reader_digest(const struct image_reader *r, uint8_t sha256[32], uint64_t *bytes)
+{
+	if (r->state != RD_DONE)
+		return -1;
+	memcpy(sha256, r->sha256, sizeof(r->sha256));
+	*bytes = r->trailer_bytes;
+	return 0;
+}
+
 static const char *arch_name(uint32_t arch)
 {
 	switch (arch) {
@@ -386,7 +405,8 @@ int image_check_header(const void *payload, uint64_t len, const char *name)
 const char *image_rec_name(uint32_t type)
 {
 	static const char names[][8] = { "?", "HEADER", "PROCESS", "AREA", "THREAD", "SIGINFO",
-					 "FD", "PLUGIN", "PAGES", "INDEX", "TRAILER" };
+					 "FD", "PLUGIN", "PAGES", "INDEX", "TRAILER", "PARENT",
+					 "KEEP" };
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
@@ -437,7 +457,7 @@ static void *r_fetcher_main(void *arg)
 		 * pass (they are tighter or the same). */
 		if (f->ret == 1 &&
 		    (n == 0 ? f->rh.type == IMAGE_REC_HEADER && f->rh.len <= 4096
-			    : f->rh.type >= IMAGE_REC_HEADER && f->rh.type <= IMAGE_REC_TRAILER &&
+			    : f->rh.type >= IMAGE_REC_HEADER && f->rh.type <= IMAGE_REC_LAST &&
 				      f->rh.len <= R_BUF_LEN)) {
 			f->pret = r_read_quiet(r->fd, buf, f->rh.len, &f->pgot, &f->err);
 			if (f->pret == 1) {
@@ -801,6 +821,48 @@ static int r_pages_seen(struct image_reader *r, const void *payload, uint64_t le
 	return 0;
 }
 
+/* A KEEP record: runs of pages whose bytes are the parent's, after every
+ * AREA and before any PAGES, increasing within their area. */
+static int r_keep_seen(struct image_reader *r, const uint8_t *p, uint64_t len)
+{
+	const uint32_t type = IMAGE_REC_KEEP;
+	struct image_keep k;
+	struct r_area *a;
+	uint64_t i;
+
+	if (!r->seen_parent)
+		return r_corrupt(r, type, "in an image without a PARENT record");
+	if (r->seen_pages || r->nareas != r->hdr.nareas)
+		return r_corrupt(r, type, "is not between the last AREA and the first PAGES");
+	if (len < sizeof(k))
+		return r_corrupt(r, type, "has %llu bytes, fewer than %zu", (unsigned long long)len,
+				 sizeof(k));
+	memcpy(&k, p, sizeof(k));
+	if (!k.nruns || k.nruns > IMAGE_KEEP_MAX_RUNS ||
+	    len != sizeof(k) + (uint64_t)k.nruns * sizeof(struct image_run))
+		return r_corrupt(r, type, "has %u runs in %llu bytes", k.nruns,
+				 (unsigned long long)len);
+	if (k.area >= r->nareas)
+		return r_corrupt(r, type, "is for area %u; the image has %u areas", k.area,
+				 r->nareas);
+	a = &r->areas[k.area];
+	for (i = 0; i < k.nruns; i++) {
+		struct image_run run;
+
+		memcpy(&run, p + sizeof(k) + i * sizeof(run), sizeof(run));
+		if (!run.count || run.first < a->keep_next || run.count > a->area_pages ||
+		    run.first > a->area_pages - run.count)
+			return r_corrupt(r, type,
+					 "has run %llu of pages %llu+%llu in area %u of %llu pages, "
+					 "out of the area or of order",
+					 (unsigned long long)i, (unsigned long long)run.first,
+					 (unsigned long long)run.count, k.area,
+					 (unsigned long long)a->area_pages);
+		a->keep_next = run.first + run.count;
+	}
+	return 0;
+}
+
 /* Structure of one record (its CRC matched). */
 static int r_check_record(struct image_reader *r, uint32_t type, const uint8_t *p, uint64_t len)
 {
@@ -823,6 +885,12 @@ static int r_check_record(struct image_reader *r, uint32_t type, const uint8_t *
 		return r_corrupt(r, type, "where %s",
 				 r->nrec == 1 ? "PROCESS must come" :
 						"the one PROCESS record came before");
+	if (r->hdr.version < 3 && type > IMAGE_REC_TRAILER)
+		return r_corrupt(r, type, "is not a record of format version %u", r->hdr.version);
+	if (r->nrec == 2 && (r->hdr.flags & IMAGE_HDR_INCREMENTAL) && type != IMAGE_REC_PARENT)
+		return r_corrupt(r, type, "where the PARENT of an incremental image must come");
+	if (type == IMAGE_REC_PARENT && (r->nrec != 2 || !(r->hdr.flags & IMAGE_HDR_INCREMENTAL)))
+		return r_corrupt(r, type, "is not right after the PROCESS of an incremental image");
 
 	switch (type) {
 	case IMAGE_REC_PROCESS: {
@@ -888,6 +956,23 @@ static int r_check_record(struct image_reader *r, uint32_t type, const uint8_t *
 	}
 	case IMAGE_REC_PAGES:
 		return r_pages_seen(r, p, len);
+	case IMAGE_REC_PARENT: {
+		struct image_parent pa;
+
+		if (len != sizeof(pa))
+			return r_corrupt(r, type, "has %llu bytes, not %zu",
+					 (unsigned long long)len, sizeof(pa));
+		memcpy(&pa, p, sizeof(pa));
+		if (!pa.name[0] || memchr(pa.name, '/', sizeof(pa.name)) ||
+		    !memchr(pa.name, '\0', sizeof(pa.name)) || !pa.depth ||
+		    pa.generation >= r->hdr.generation)
+			return r_corrupt(r, type, "names no valid parent (generation %u, depth %u)",
+					 pa.generation, pa.depth);
+		r->seen_parent = true;
+		return 0;
+	}
+	case IMAGE_REC_KEEP:
+		return r_keep_seen(r, p, len);
 	}
 	return 0;	/* FD, INDEX: opaque here */
 }
@@ -989,6 +1074,8 @@ static int r_trailer(struct image_reader *r, const uint8_t *p, uint64_t len)
 				 (unsigned long long)t.records, (unsigned long long)t.bytes,
 				 (unsigned long long)t.pages, (unsigned long long)r->nrec,
 				 (unsigned long long)r->rec_off, (unsigned long long)r->pages);
+	if ((r->hdr.flags & IMAGE_HDR_INCREMENTAL) && !r->seen_parent)
+		return r_corrupt(r, type, "ends an incremental image that has no PARENT record");
 	if (r->nareas != r->hdr.nareas || r->nthreads != r->hdr.nthreads ||
 	    r->nsigs != r->nsiginfo)
 		return r_corrupt(r, type,
@@ -1003,6 +1090,8 @@ static int r_trailer(struct image_reader *r, const uint8_t *p, uint64_t len)
 					 "declares %llu",
 					 (unsigned long long)r->areas[i].stored, i,
 					 (unsigned long long)r->areas[i].npages);
+	memcpy(r->sha256, sha, sizeof(sha));
+	r->trailer_bytes = t.bytes;
 	r->state = RD_DONE;
 	return 0;
 }
@@ -1068,7 +1157,7 @@ static int r_next_one(struct image_reader *r, uint32_t *type_out, const uint8_t 
 		log_err("%s is not a cryo image", r->name);
 		return r_fail(r);
 	}
-	if (type < IMAGE_REC_HEADER || type > IMAGE_REC_TRAILER) {
+	if (type < IMAGE_REC_HEADER || type > IMAGE_REC_LAST) {
 		log_err("%s is corrupt: record %llu at byte %llu has unknown type %u", r->name,
 			(unsigned long long)r->nrec, (unsigned long long)r->rec_off, type);
 		return r_fail(r);

@@ -7,7 +7,17 @@
  * memory, the pages present or swapped that are not all zero; for private
  * file mappings, only the pages the process wrote (present and no longer
  * file-backed); for shared file mappings, nothing (the file holds them);
- * the vdso block, [vsyscall] and the library's scratch memory, nothing. */
+ * the vdso block, [vsyscall] and the library's scratch memory, nothing.
+ *
+ * Incremental images (mtcp/dirty.h, doc/incremental.md): in an area whose
+ * writes were tracked since the parent image, only the pages written since
+ * are saved, and the present pages that were not written are listed as
+ * kept (their bytes are the parent's). An area not tracked (new since the
+ * parent, or one the kernel would not register) is saved in full and
+ * registered for the next time; so is every area of a full image. The
+ * tracking is armed before any page is written out, so a page the
+ * checkpoint thread itself changes while writing is saved again next
+ * time. */
 #define LOG_PREFIX "maps: "
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +26,7 @@
 #include <unistd.h>
 #include "mtcp/ckpt.h"
 #include "mtcp/codec.h"
+#include "mtcp/dirty.h"
 #include "mtcp/log.h"
 #include "mtcp/maps_parse.h"
 #include "mtcp/nolibc/string.h"
@@ -27,16 +38,21 @@
 #define RUNS_MAX (16ul << 20)		/* runs of saved pages */
 #define EXCL_MAX 64
 #define PM_BATCH 4096			/* pagemap entries per read */
+#define REGIONS_MAX 65536		/* PAGEMAP_SCAN output per call */
 
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)
+#define PM_SOFT_DIRTY (1ull << 55)
 
 static char *text;
 static struct maps_area *areas;
 static size_t nareas;
 static struct image_run *runs;
 static size_t nruns;
+static struct image_run *keeps;	/* pages kept from the parent */
+static size_t nkeeps;
+static struct dirty_region *regions;
 static uint64_t *pmbuf;
 static struct { uint64_t start, end; } excl[EXCL_MAX];
 static size_t nexcl;
@@ -61,7 +77,9 @@ static int reserve(void)
 	areas = ckpt_scratch(MAX_AREAS * sizeof(*areas));
 	runs = ckpt_scratch(RUNS_MAX * sizeof(*runs));
 	pmbuf = ckpt_scratch(PM_BATCH * sizeof(*pmbuf));
-	return text && areas && runs && pmbuf ? 0 : -1;
+	keeps = ckpt_scratch(RUNS_MAX * sizeof(*keeps));
+	regions = ckpt_scratch(REGIONS_MAX * sizeof(*regions));
+	return text && areas && runs && pmbuf && keeps && regions ? 0 : -1;
 }
 
 static int excluded(uint64_t addr)
@@ -123,6 +141,35 @@ static int add_page(struct maps_area *m, uint64_t page)
 	return 0;
 }
 
+/* Adds count pages from first to the area's kept runs. */
+static int add_keep(struct maps_area *m, uint64_t first, uint64_t count)
+{
+	if (m->nkeep && keeps[nkeeps - 1].first + keeps[nkeeps - 1].count == first) {
+		keeps[nkeeps - 1].count += count;
+		return 0;
+	}
+	if (nkeeps >= RUNS_MAX) {
+		log_err("too many runs of kept pages (over %lu)", RUNS_MAX);
+		return -1;
+	}
+	keeps[nkeeps].first = first;
+	keeps[nkeeps].count = count;
+	nkeeps++;
+	m->nkeep++;
+	return 0;
+}
+
+/* 1 if [start, end) meets an excluded range. */
+static int meets_excluded(uint64_t start, uint64_t end)
+{
+	size_t i;
+
+	for (i = 0; i < nexcl; i++)
+		if (start < excl[i].end && excl[i].start < end)
+			return 1;
+	return 0;
+}
+
 static int needs_scan(const struct image_area *a)
 {
 	return a->kind == IMAGE_AREA_ANON || a->kind == IMAGE_AREA_STACK ||
@@ -161,7 +208,9 @@ static void unprotect_all(void)
 	nunprot = 0;
 }
 
-static int scan_area(int pmfd, struct maps_area *m)
+/* The pagemap way: every page's entry. tracked (soft-dirty mode): pages
+ * without the soft-dirty bit are kept, not saved. */
+static int scan_area(int pmfd, struct maps_area *m, int tracked)
 {
 	uint64_t npages = (m->a.end - m->a.start) / PAGE, i, j;
 	int file_private = m->a.kind == IMAGE_AREA_FILE_PRIVATE;
@@ -170,6 +219,7 @@ static int scan_area(int pmfd, struct maps_area *m)
 	unsigned char core[PM_BATCH];
 
 	m->run_first = (uint32_t)nruns;
+	m->keep_first = (uint32_t)nkeeps;
 	for (i = 0; i < npages; i += PM_BATCH) {
 		uint64_t n = npages - i < PM_BATCH ? npages - i : PM_BATCH;
 		long r = sys_pread(pmfd, pmbuf, n * 8, (long)((m->a.start / PAGE + i) * 8));
@@ -190,6 +240,11 @@ static int scan_area(int pmfd, struct maps_area *m)
 
 			if (!want || excluded(addr))
 				continue;
+			if (tracked && !(e & PM_SOFT_DIRTY)) {
+				if (add_keep(m, i + j, 1) < 0)
+					return -1;
+				continue;
+			}
 			if (!(m->a.prot & PROT_READ) && make_readable(m) < 0)
 				return -1;
 			if (skip_zero && nolibc_is_zero((const void *)addr, PAGE))
@@ -201,6 +256,126 @@ static int scan_area(int pmfd, struct maps_area *m)
 	return 0;
 }
 
+/* Pages [start, end) of the area, saved (all but zero pages unless
+ * keep_zero) or kept; the library's scratch memory left out. */
+static int take_range(struct maps_area *m, uint64_t start, uint64_t end, int keep, int keep_zero)
+{
+	uint64_t addr;
+
+	if (keep && !meets_excluded(start, end))
+		return add_keep(m, (start - m->a.start) / PAGE, (end - start) / PAGE);
+	for (addr = start; addr < end; addr += PAGE) {
+		uint64_t page = (addr - m->a.start) / PAGE;
+
+		if (excluded(addr))
+			continue;
+		if (keep) {
+			if (add_keep(m, page, 1) < 0)
+				return -1;
+			continue;
+		}
+		if (!(m->a.prot & PROT_READ) && make_readable(m) < 0)
+			return -1;
+		if (!keep_zero && nolibc_is_zero((const void *)addr, PAGE))
+			continue;
+		if (add_page(m, page) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The userfaultfd way (mtcp/dirty.h): PAGEMAP_SCAN of a registered area,
+ * which re-protects the written pages as it reports them. tracked: the
+ * area was tracked since the parent image, so only written pages are
+ * saved and the others kept; else every present page is saved. Returns 0,
+ * -EPERM when the area is not registered, -1 after logging. */
+static int scan_area_uffd(struct maps_area *m, int tracked)
+{
+	int file_private = m->a.kind == IMAGE_AREA_FILE_PRIVATE;
+	uint64_t addr = m->a.start, covered = m->a.start;
+
+	m->run_first = (uint32_t)nruns;
+	m->keep_first = (uint32_t)nkeeps;
+	while (addr < m->a.end) {
+		uint64_t walked = addr;
+		long n = dirty_scan(addr, m->a.end, regions, REGIONS_MAX, &walked), i;
+
+		if (n == -EPERM && addr == m->a.start)
+			return -EPERM;
+		if (sys_failed(n)) {
+			log_syserr((int)-n, "PAGEMAP_SCAN of %p-%p", (void *)addr, (void *)m->a.end);
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			struct dirty_region *r = &regions[i];
+			uint64_t c = r->categories;
+
+			/* The kernel (6.18) may report regions past the walk_end it
+			 * returns, and then again from there, already protected:
+			 * the first report is the one that counts. */
+			if (r->end <= covered)
+				continue;
+			if (r->start < covered)
+				r->start = covered;
+			covered = r->end;
+
+			/* A private file page never written: the file has it. */
+			if (file_private && (c & DIRTY_PAGE_FILE) && !(c & DIRTY_PAGE_SWAPPED))
+				continue;
+			if (tracked && !(c & DIRTY_PAGE_WRITTEN)) {
+				if (take_range(m, r->start, r->end, 1, 0) < 0)
+					return -1;
+				continue;
+			}
+			/* The shared zero page: nothing to save, nothing kept. */
+			if (!file_private && (c & DIRTY_PAGE_PFNZERO))
+				continue;
+			if (take_range(m, r->start, r->end, 0, file_private) < 0)
+				return -1;
+		}
+		if (walked <= addr || walked > m->a.end) {
+			log_err("PAGEMAP_SCAN of %p-%p stopped at %p", (void *)addr, (void *)m->a.end,
+				(void *)walked);
+			return -1;
+		}
+		addr = walked > covered ? walked : covered;
+	}
+	return 0;
+}
+
+/* An area's pages, the way this checkpoint tracks them. */
+static int scan_one(int pmfd, struct maps_area *m)
+{
+	enum dirty_mode mode = dirty_tracking();
+	int r;
+
+	if (mode == DIRTY_SOFT)
+		return scan_area(pmfd, m, dirty_incremental() && m->a.kind != IMAGE_AREA_SHARED_ANON);
+	/* Shared memory can change through another mapping or the fd, which
+	 * no protection bit of this mapping sees: always saved in full. */
+	if (mode != DIRTY_UFFD || m->a.kind == IMAGE_AREA_SHARED_ANON)
+		return scan_area(pmfd, m, 0);
+	r = scan_area_uffd(m, dirty_incremental());
+	if (r != -EPERM)
+		return r;
+	/* Not registered (new since the parent, moved, or never writable):
+	 * saved in full, and registered for next time if it can be written. */
+	nruns = m->run_first;
+	nkeeps = m->keep_first;
+	m->nruns = m->nkeep = 0;
+	m->a.npages = 0;
+	if ((m->a.prot & PROT_WRITE) && dirty_register(m->a.start, m->a.end) == 0) {
+		r = scan_area_uffd(m, 0);
+		if (r != -EPERM)
+			return r;
+		nruns = m->run_first;
+		nkeeps = m->keep_first;
+		m->nruns = m->nkeep = 0;
+		m->a.npages = 0;
+	}
+	return scan_area(pmfd, m, 0);
+}
+
 int maps_scan(void)
 {
 	long len, pmfd;
@@ -209,7 +384,8 @@ int maps_scan(void)
 
 	if (reserve() < 0)
 		return -1;
-	nareas = nruns = 0;
+	nareas = nruns = nkeeps = 0;
+	nunprot = 0;
 	len = read_maps();
 	if (len < 0)
 		return -1;
@@ -242,10 +418,13 @@ int maps_scan(void)
 		m->a.path_len = (uint32_t)nolibc_strlen(path);
 		if (m->a.kind == IMAGE_AREA_FILE_PRIVATE || m->a.kind == IMAGE_AREA_FILE_SHARED)
 			file_identity(&m->a, path);
-		if (needs_scan(&m->a) && scan_area((int)pmfd, m) < 0)
+		if (needs_scan(&m->a) && scan_one((int)pmfd, m) < 0)
 			goto out;
 		nareas++;
 	}
+	/* The bits were read: reset them before any page is written out. */
+	if (dirty_tracking() == DIRTY_SOFT && dirty_clear_soft() < 0)
+		goto out;
 	ret = 0;
 out:
 	sys_close((int)pmfd);
@@ -268,12 +447,37 @@ struct image_run *maps_runs(size_t *n)
 
 int maps_write_areas(struct image_writer *w)
 {
+	const struct image_parent *parent = dirty_parent();
 	size_t i;
 
+	if (parent && codec->writer_record(w, IMAGE_REC_PARENT, parent, sizeof(*parent), NULL, 0) < 0)
+		return -1;
 	for (i = 0; i < nareas; i++)
 		if (codec->writer_record(w, IMAGE_REC_AREA, &areas[i].a, sizeof(areas[i].a), areas[i].path,
 					areas[i].a.path_len) < 0)
 			return -1;
+	return 0;
+}
+
+/* KEEP records: each area's kept runs, IMAGE_KEEP_MAX_RUNS at a time. */
+static int write_keeps(struct image_writer *w)
+{
+	size_t i;
+
+	for (i = 0; i < nareas; i++) {
+		const struct maps_area *m = &areas[i];
+		uint32_t done = 0;
+
+		while (done < m->nkeep) {
+			struct image_keep k = { .area = (uint32_t)i };
+
+			k.nruns = m->nkeep - done < IMAGE_KEEP_MAX_RUNS ? m->nkeep - done : IMAGE_KEEP_MAX_RUNS;
+			if (codec->writer_record(w, IMAGE_REC_KEEP, &k, sizeof(k), &keeps[m->keep_first + done],
+						k.nruns * sizeof(struct image_run)) < 0)
+				return -1;
+			done += k.nruns;
+		}
+	}
 	return 0;
 }
 
@@ -283,6 +487,8 @@ int maps_write_pages(struct image_writer *w)
 	uint32_t k;
 	int ret = 0;
 
+	if (dirty_incremental() && write_keeps(w) < 0)
+		return -1;
 	for (i = 0; i < nareas && !ret; i++) {
 		const struct maps_area *m = &areas[i];
 
@@ -306,5 +512,6 @@ void maps_done(void)
 	if (text) {
 		sys_madvise(text, TEXT_MAX, MADV_DONTNEED);
 		sys_madvise(runs, RUNS_MAX * sizeof(*runs), MADV_DONTNEED);
+		sys_madvise(keeps, RUNS_MAX * sizeof(*keeps), MADV_DONTNEED);
 	}
 }

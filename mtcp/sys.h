@@ -162,7 +162,7 @@ static inline __attribute__((noreturn)) void sys_switch_stack(void *stack_top, v
 			 "call *%1\n\t"
 			 "ud2\n\t"
 			 :
-			 : "r"(stack_top), "r"(fn), "D"(arg)
+			 : "S"(stack_top), "a"(fn), "D"(arg)	/* not rbp: zeroed above */
 			 : "memory");
 	__builtin_unreachable();
 }

@@ -5,6 +5,14 @@
  * struct rst_args inside a fresh mapping for the restorer blob, drop
  * everything the restorer must not inherit (signals, rseq, fds) and jump.
  *
+ * An incremental image (doc/incremental.md) comes with its chain: its
+ * PARENT record names the image before it, in the same directory, and so
+ * on down to a full image. The chain is first walked by its HEADER,
+ * PROCESS and PARENT records (every image there, of the same process, in
+ * generation order), then read newest first; each image gives the pages it
+ * stores and that no newer image replaced (restart/chain.h), and must end
+ * with the SHA-256 its child recorded.
+ *
  * A bad image is refused before anything of this process is replaced. */
 #define LOG_PREFIX ""
 #include <errno.h>
@@ -22,6 +30,7 @@
 #include "mtcp/log.h"
 #include "mtcp/maps_parse.h"
 #include "mtcp/sys.h"
+#include "restart/chain.h"
 #include "restart/loader.h"
 #include "restart/plan.h"
 #include "restart/restorer/restorer.h"
@@ -45,9 +54,16 @@ static int is_copy_kind(uint32_t kind)
 	return kind == IMAGE_AREA_STACK || kind == IMAGE_AREA_FILE_PRIVATE || kind == IMAGE_AREA_SHARED_ANON;
 }
 
-static int stages(const struct image_area *a)
+static int stages(const struct loaded_area *la)
 {
-	return a->npages && (a->kind == IMAGE_AREA_ANON || is_copy_kind(a->kind));
+	return (la->a.npages || la->nkept) && (la->a.kind == IMAGE_AREA_ANON || is_copy_kind(la->a.kind));
+}
+
+static int keep_records;
+
+void loader_set_keep_records(int keep)
+{
+	keep_records = keep;
 }
 
 /* The current address space of this process, as ranges. Caller frees. */
@@ -170,16 +186,41 @@ static int stage(struct loaded_image *img)
 	size_t nbusy, i;
 	uint64_t off = 0, vs, ve;
 
+	size_t n = 0;
+
+	img->chain_areas = calloc(img->nareas + 1, sizeof(*img->chain_areas));
+	if (!img->chain_areas) {
+		log_err("out of memory");
+		return -1;
+	}
 	for (i = 0; i < img->nareas; i++) {
 		struct loaded_area *la = &img->areas[i];
 
-		if (!stages(&la->a))
+		if (!stages(la))
 			continue;
 		la->staged = 1;
 		la->stage_off = off;
+		/* AREA records come in address order: so do these. */
+		img->chain_areas[n].start = la->a.start;
+		img->chain_areas[n].end = la->a.end;
+		img->chain_areas[n].stage_off = off;
+		n++;
 		off += la->a.end - la->a.start;
 	}
 	img->arena_len = off;
+	if (chain_init(&img->chain, img->chain_areas, n, off) < 0) {
+		log_err("out of memory for the page maps of %s", img->name);
+		return -1;
+	}
+	for (i = 0; i < img->nkept; i++) {
+		const struct loaded_area *la = &img->areas[img->kept_area[i]];
+
+		if (chain_kept(&img->chain, la->a.start + img->kept[i].first * PAGE, img->kept[i].count) < 0) {
+			log_err("%s is corrupt: it keeps a page of area %u it also stores", img->name,
+				img->kept_area[i]);
+			return -1;
+		}
+	}
 	if (!off)
 		return 0;
 	busy = busy_ranges(img, &nbusy, &vs, &ve);
@@ -228,9 +269,92 @@ static int put_pages(void *arg, uint32_t area, uint64_t first, const void *data,
 			(unsigned long long)npages, area);
 		return -1;
 	}
+	for (uint64_t i = 0; i < npages; i++)
+		if (chain_stored(&img->chain, la->a.start + (first + i) * PAGE) < 0) {
+			log_err("%s is corrupt: page %llu of area %u is both kept and stored", img->name,
+				(unsigned long long)(first + i), area);
+			return -1;
+		}
 	memcpy(img->arena + la->stage_off + first * PAGE, data, npages * PAGE);
 	img->pages += npages;
-	return is_copy_kind(la->a.kind) ? add_run(la, first, npages) : 0;
+	return 0;
+}
+
+/* The runs of pages each staged area got from the chain: what the restorer
+ * copies (copy kinds), what a merge writes (all, with keep_records). */
+static int make_runs(struct loaded_image *img)
+{
+	size_t i;
+
+	for (i = 0; i < img->nareas; i++) {
+		struct loaded_area *la = &img->areas[i];
+		uint64_t p, first = la->stage_off / PAGE, n = (la->a.end - la->a.start) / PAGE;
+
+		la->nruns = 0;
+		if (!la->staged || (!is_copy_kind(la->a.kind) && !keep_records))
+			continue;
+		for (p = 0; p < n; p++)
+			if (chain_has(&img->chain, first + p) && add_run(la, p, 1) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+/* A KEEP record of the newest image, kept until the arena is laid out
+ * (already checked by the reader: area, runs inside it and in order). */
+static int take_keep(struct loaded_image *img, const uint8_t *p)
+{
+	struct image_keep k;
+	uint32_t i;
+
+	memcpy(&k, p, sizeof(k));
+	for (i = 0; i < k.nruns; i++) {
+		if (img->nkept == img->kept_cap) {
+			size_t cap = img->kept_cap * 2 + 256;
+			struct image_run *nr = realloc(img->kept, cap * sizeof(*nr));
+			uint32_t *na;
+
+			if (!nr) {
+				log_err("out of memory");
+				return -1;
+			}
+			img->kept = nr;
+			na = realloc(img->kept_area, cap * sizeof(*na));
+			if (!na) {
+				log_err("out of memory");
+				return -1;
+			}
+			img->kept_area = na;
+			img->kept_cap = cap;
+		}
+		memcpy(&img->kept[img->nkept], p + sizeof(k) + (size_t)i * sizeof(struct image_run),
+		       sizeof(struct image_run));
+		img->kept_area[img->nkept] = k.area;
+		img->areas[k.area].nkept += img->kept[img->nkept].count;
+		img->nkept++;
+	}
+	return 0;
+}
+
+static int keep_record(struct loaded_image *img, uint32_t type, const void *p, uint64_t len)
+{
+	struct loaded_record *nr = realloc(img->records, (img->nrecords + 1) * sizeof(*nr));
+
+	if (!nr) {
+		log_err("out of memory");
+		return -1;
+	}
+	img->records = nr;
+	nr[img->nrecords].type = type;
+	nr[img->nrecords].len = len;
+	nr[img->nrecords].data = malloc(len ? len : 1);
+	if (!nr[img->nrecords].data) {
+		log_err("out of memory");
+		return -1;
+	}
+	memcpy(nr[img->nrecords].data, p, len);
+	img->nrecords++;
+	return 0;
 }
 
 /* An AREA record, already checked by the reader (size, path length,
@@ -256,6 +380,238 @@ static const uint8_t *loader_key;
 void loader_set_key(const uint8_t *key)
 {
 	loader_key = key;
+}
+
+int loader_parent_path(const char *path, const char *parent, char *out, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	int n = slash ? snprintf(out, size, "%.*s/%s", (int)(slash - path), path, parent)
+		      : snprintf(out, size, "%s", parent);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* The HEADER, PROCESS and PARENT records of the image at path; *has_parent
+ * says whether it has the last. -2 if the file does not exist (not
+ * logged), -1 after logging, 0. */
+static int peek_image(const char *path, struct image_header *hdr, struct image_process *proc,
+		      struct image_parent *parent, int *has_parent)
+{
+	struct image_reader *r;
+	const void *p;
+	uint64_t len;
+	uint32_t type;
+	int fd, st = 1, got = 0, ret = -1;
+
+	*has_parent = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return -2;
+		log_perror("open image %s", path);
+		return -1;
+	}
+	r = image_reader_new(fd, path);
+	if (r && image_reader_set_key(r, loader_key) < 0) {
+		image_reader_free(r);
+		r = NULL;
+	}
+	while (r && got < 2 && (st = image_reader_next(r, &type, &p, &len)) == 1) {
+		if (type == IMAGE_REC_HEADER) {
+			memcpy(hdr, p, sizeof(*hdr));
+		} else if (type == IMAGE_REC_PROCESS) {
+			memcpy(proc, p, sizeof(*proc));
+			if (!(hdr->flags & IMAGE_HDR_INCREMENTAL))
+				got = 2;
+		} else if (type == IMAGE_REC_PARENT) {
+			memcpy(parent, p, sizeof(*parent));
+			*has_parent = 1;
+			got = 2;
+		}
+	}
+	if (r && got == 2)
+		ret = 0;
+	else if (r && st >= 0)
+		log_err("%s ends before its PROCESS record", path);
+	image_reader_free(r);
+	close(fd);
+	return ret;
+}
+
+/* Walks the chain below img by its first records, before anything is
+ * staged: every parent there, of the same process, an older generation,
+ * the chain's depth consistent, ending in a full image. */
+static int check_chain(const struct loaded_image *img)
+{
+	struct image_parent want = img->parent, next;
+	struct image_header h;
+	struct image_process pr;
+	char path[4096], child[4096];
+	int has_next, r, steps;
+
+	snprintf(child, sizeof(child), "%s", img->name);
+	for (steps = 0;; steps++) {
+		if (loader_parent_path(img->name, want.name, path, sizeof(path)) < 0) {
+			log_err("%s: the path of its parent %s is too long", child, want.name);
+			return -1;
+		}
+		r = peek_image(path, &h, &pr, &next, &has_next);
+		if (r == -2) {
+			log_err("%s: its parent %s is missing: an incremental image needs every image of its chain "
+				"down to a full one (cryo_image info shows the chain)", child, path);
+			return -1;
+		}
+		if (r < 0)
+			return -1;
+		if (h.generation != want.generation || pr.upid != want.upid) {
+			log_err("%s: its parent %s is generation %u of process %016llx, not generation %u of "
+				"%016llx: not the image it was written after", child, path, h.generation,
+				(unsigned long long)pr.upid, want.generation, (unsigned long long)want.upid);
+			return -1;
+		}
+		if (has_next ? next.depth + 1 != want.depth : want.depth != 1) {
+			log_err("%s: the chain below it is inconsistent at %s (depth %u, then %s)", child, path,
+				want.depth, has_next ? "another parent" : "a full image");
+			return -1;
+		}
+		if (!has_next)
+			return 0;
+		if (steps > 100000) {
+			log_err("%s: its chain of parents does not end", img->name);
+			return -1;
+		}
+		snprintf(child, sizeof(child), "%s", path);
+		want = next;
+	}
+}
+
+/* Reading one parent: where its areas start, to place its pages. */
+struct parent_ctx {
+	struct loaded_image *img;
+	const char *path;
+	uint64_t *starts;	/* AREA start of each of its areas */
+	size_t nareas, cap;
+};
+
+static int put_parent(void *arg, uint32_t area, uint64_t first, const void *data, uint64_t npages)
+{
+	struct parent_ctx *pc = arg;
+	struct loaded_image *img = pc->img;
+	uint64_t i;
+
+	if (area >= pc->nareas)
+		return -1;	/* the reader checked it */
+	for (i = 0; i < npages; i++) {
+		uint64_t addr = pc->starts[area] + (first + i) * PAGE;
+		int r = chain_stored(&img->chain, addr);
+
+		if (r < 0) {
+			log_err("%s is corrupt: page %llu of area %u is both kept and stored", pc->path,
+				(unsigned long long)(first + i), area);
+			return -1;
+		}
+		if (r > 0)
+			memcpy(img->arena + (uint64_t)chain_page(&img->chain, addr) * PAGE,
+			       (const uint8_t *)data + i * PAGE, PAGE);
+	}
+	return 0;
+}
+
+/* Reads the parent at path, which want describes; *next: its own parent. */
+static int read_parent(struct loaded_image *img, const char *path, const char *child,
+		       const struct image_parent *want, struct image_parent *next, int *has_next)
+{
+	struct parent_ctx pc = { .img = img, .path = path };
+	struct image_reader *r = NULL;
+	const void *p;
+	uint64_t len, bytes;
+	uint8_t sha[32];
+	uint32_t type;
+	int fd, st, ret = -1;
+
+	*has_next = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_perror("%s: open its parent %s", child, path);
+		return -1;
+	}
+	r = image_reader_new(fd, path);
+	if (!r || image_reader_set_key(r, loader_key) < 0)
+		goto out;
+	while ((st = image_reader_next(r, &type, &p, &len)) == 1) {
+		switch (type) {
+		case IMAGE_REC_PARENT:
+			memcpy(next, p, sizeof(*next));
+			*has_next = 1;
+			break;
+		case IMAGE_REC_AREA:
+			if (pc.nareas == pc.cap) {
+				uint64_t *ns = realloc(pc.starts, (pc.cap = pc.cap * 2 + 64) * sizeof(*ns));
+
+				if (!ns) {
+					log_err("out of memory");
+					goto out;
+				}
+				pc.starts = ns;
+			}
+			pc.starts[pc.nareas++] = ((const struct image_area *)p)->start;
+			break;
+		case IMAGE_REC_KEEP: {
+			struct image_keep k;
+			uint32_t i;
+
+			memcpy(&k, p, sizeof(k));
+			for (i = 0; i < k.nruns; i++) {
+				struct image_run run;
+
+				memcpy(&run, (const uint8_t *)p + sizeof(k) + (size_t)i * sizeof(run), sizeof(run));
+				if (chain_kept(&img->chain, pc.starts[k.area] + run.first * PAGE, run.count) < 0)
+					goto out;
+			}
+			break;
+		}
+		case IMAGE_REC_PAGES:
+			if (image_reader_pages(r, p, len, put_parent, &pc) < 0)
+				goto out;
+			break;
+		default:
+			break;
+		}
+	}
+	if (st < 0)
+		goto out;
+	if (image_reader_digest(r, sha, &bytes) < 0 || memcmp(sha, want->sha256, sizeof(sha))) {
+		log_err("%s: its parent %s is not the image it was written after (the SHA-256 differs: "
+			"replaced or rewritten since)", child, path);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(pc.starts);
+	image_reader_free(r);
+	close(fd);
+	return ret;
+}
+
+/* The chain below the newest image, newest first. */
+static int read_parents(struct loaded_image *img)
+{
+	struct image_parent want = img->parent, next;
+	char path[4096], child[4096];
+	int has_next = 1;
+
+	snprintf(child, sizeof(child), "%s", img->name);
+	while (has_next) {
+		if (loader_parent_path(img->name, want.name, path, sizeof(path)) < 0)
+			return -1;	/* check_chain said it */
+		chain_next_level(&img->chain);
+		if (read_parent(img, path, child, &want, &next, &has_next) < 0)
+			return -1;
+		img->chain_len++;
+		snprintf(child, sizeof(child), "%s", path);
+		want = next;
+	}
+	return 0;
 }
 
 int loader_read(int fd, const char *name, struct loaded_image *img)
@@ -293,6 +649,17 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 			if (take_area(img, p) < 0)
 				goto out;
 			break;
+		case IMAGE_REC_PARENT:
+			/* Record 2: before anything is staged, every parent must be there. */
+			memcpy(&img->parent, p, sizeof(img->parent));
+			img->has_parent = 1;
+			if (check_chain(img) < 0)
+				goto out;
+			break;
+		case IMAGE_REC_KEEP:
+			if (take_keep(img, p) < 0)
+				goto out;
+			break;
 		case IMAGE_REC_THREAD:
 			/* The reader counts THREAD records only at the trailer. */
 			if (img->nthreads >= img->hdr.nthreads) {
@@ -312,6 +679,8 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 				goto out;
 			break;
 		default:	/* SIGINFO (the library keeps its own copy), PLUGIN, FD, INDEX */
+			if (keep_records && keep_record(img, type, p, len) < 0)
+				goto out;
 			break;
 		}
 	}
@@ -320,6 +689,11 @@ int loader_read(int fd, const char *name, struct loaded_image *img)
 	if (!staged && stage(img) < 0)
 		goto out;
 	img->bytes = image_reader_offset(r);
+	img->chain_len = 1;
+	if (img->has_parent && read_parents(img) < 0)
+		goto out;
+	if (make_runs(img) < 0)
+		goto out;
 	ret = 0;
 out:
 	image_reader_free(r);
@@ -368,6 +742,13 @@ void loader_free(struct loaded_image *img)
 		free(img->areas[i].path);
 		free(img->areas[i].runs);
 	}
+	for (i = 0; i < img->nrecords; i++)
+		free(img->records[i].data);
+	free(img->records);
+	chain_free(&img->chain);
+	free(img->chain_areas);
+	free(img->kept);
+	free(img->kept_area);
 	free(img->areas);
 	free(img->threads);
 	if (img->arena)
@@ -511,7 +892,8 @@ int loader_exec(struct loaded_image *img, const struct loader_opts *o)
 	if (check_vdso(img, cur_vs, cur_ve, &dst_vdso) < 0)
 		goto fail;
 	for (i = 0; i < img->nareas; i++)
-		nruns += img->areas[i].nruns;
+		if (is_copy_kind(img->areas[i].a.kind))
+			nruns += img->areas[i].nruns;
 	blob_code = page_up(RESTORER_BLOB_MEM_SIZE);
 	args_len = page_up(sizeof(*a) + img->nareas * sizeof(*ra) + img->nthreads * sizeof(*rt) +
 			   nruns * sizeof(*rr) + 64);
@@ -549,8 +931,8 @@ int loader_exec(struct loaded_image *img, const struct loader_opts *o)
 		ra[i].stage = la->staged ? (uint64_t)(uintptr_t)(img->arena + la->stage_off) : 0;
 		ra[i].map_flags_extra = la->a.kind == IMAGE_AREA_ANON ? MAP_NORESERVE : 0;
 		ra[i].run_first = (uint32_t)nruns;
-		ra[i].nruns = (uint32_t)la->nruns;
-		for (k = 0; k < la->nruns; k++)
+		ra[i].nruns = is_copy_kind(la->a.kind) ? (uint32_t)la->nruns : 0;
+		for (k = 0; k < ra[i].nruns; k++)
 			rr[nruns++] = la->runs[k];
 	}
 	for (i = 0; i < img->nthreads; i++) {

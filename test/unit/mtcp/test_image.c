@@ -960,7 +960,7 @@ static void foreign_images_refused(void **state)
 	check_foreign(&m, "test.cryo is not a cryo image");
 	m.hdr.magic = IMAGE_MAGIC;
 	m.hdr.version = IMAGE_VERSION + 1;
-	check_foreign(&m, "test.cryo is image format version 3; this cryo reads versions 1 to 2");
+	check_foreign(&m, "test.cryo is image format version 4; this cryo reads versions 1 to 3");
 	m.hdr.version = IMAGE_VERSION;
 	m.hdr.arch = 183;
 	check_foreign(&m, "test.cryo is an image of architecture 183 (aarch64)");
