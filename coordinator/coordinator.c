@@ -383,12 +383,46 @@ static void cb_pidmap(void *ctx, uint64_t id, const struct coord_pid *map, size_
 	}
 }
 
+/* 1 if pid maps libcryo.so (it is a process of ours, not a pid reused). */
+static int runs_libcryo(pid_t pid)
+{
+	char path[64], line[512];
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "/libcryo.so") != NULL;
+	fclose(f);
+	return found;
+}
+
+/* KILL goes to the process's checkpoint thread; one busy in a plugin's
+ * hook (a socket refill waiting for a peer that is gone) would not read
+ * it for a while. So a process of this host that runs libcryo also gets
+ * SIGKILL: its connection is still open, so its pid is still its own (the
+ * library's coordinator socket is close-on-exec and closed in forked
+ * children), and the maps check rules out a pid that is not ours. */
 static void cb_kill(void *ctx, uint64_t id)
 {
 	struct conn *c = conn_by_id(id);
+	char me[256] = "";
 
-	if (c)
-		conn_send(c, COORD_KILL, NULL, 0, NULL, 0);
+	if (!c)
+		return;
+	conn_send(c, COORD_KILL, NULL, 0, NULL, 0);
+	gethostname(me, sizeof(me) - 1);
+	for (size_t i = 0; i < barrier_nprocs(co.bar); i++) {
+		const struct barrier_proc *p = barrier_proc_at(co.bar, i);
+
+		if (p->id == id && p->hello.real_pid > 1 &&
+		    !strncmp(p->hello.host, me, sizeof(p->hello.host)) &&
+		    runs_libcryo((pid_t)p->hello.real_pid))
+			kill((pid_t)p->hello.real_pid, SIGKILL);
+	}
 }
 
 static void last_free(struct last_ckpt *l)
