@@ -30,6 +30,8 @@ static void usage(FILE *f)
 		"  -l, --list           the processes, one per line\n"
 		"  -c, --checkpoint     start a checkpoint and return\n"
 		"  -bc, --bcheckpoint   checkpoint and wait: prints the image paths\n"
+		"       [--cow]         copy-on-write: the program runs again while its\n"
+		"                       image is written (doc/cow.md)\n"
 		"  -i, --interval SECS  checkpoint every SECS seconds (0 = off)\n"
 		"  -k, --kill           kill the computation, keep the coordinator\n"
 		"  -q, --quit           kill the computation and stop the coordinator\n"
@@ -72,6 +74,7 @@ static void parse(int argc, char **argv, struct opts *o)
 {
 	const char *coord = NULL;
 	uint32_t mode = 0;
+	int cow = 0;
 
 	coord_default_addr(o->host, sizeof(o->host), &o->port);
 	for (int i = 1; i < argc; i++) {
@@ -124,6 +127,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			/* The process connects with no resolver: hand it numbers. */
 			if (coord_numeric_addr(h, p, o->cmd.text, sizeof(o->cmd.text)) < 0)
 				util_die(EXIT_USAGE, "cannot resolve migration target '%s'", v);
+		} else if (!strcmp(name, "--cow")) {
+			cow = 1;
 		} else if (!strcmp(name, "--precopy")) {
 			mode |= COORD_CMD_PRECOPY;
 		} else if (!strcmp(name, "--postcopy")) {
@@ -141,6 +146,10 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (mode && o->cmd.op != COORD_OP_MIGRATE)
 		util_die(EXIT_USAGE, "--precopy and --postcopy go with --migrate");
 	o->cmd.flags |= mode;
+	if (cow && o->cmd.op != COORD_OP_CHECKPOINT)
+		util_die(EXIT_USAGE, "--cow goes with --checkpoint or --bcheckpoint");
+	if (cow)
+		o->cmd.flags |= COORD_CMD_COW;
 	if (coord && coord_parse_addr(coord, o->host, sizeof(o->host), &o->port) < 0)
 		util_die(EXIT_USAGE, "bad coordinator address '%s': expected HOST[:PORT]", coord);
 }
