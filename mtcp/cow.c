@@ -79,7 +79,9 @@ void cow_config(void)
 {
 	const char *e = getenv("CRYO_CKPT_MODE");
 
-	if (!e || !*e || !strcmp(e, "full"))
+	if (!e || !*e)
+		return;
+	if (!strcmp(e, "full"))
 		mode_cow = 0;
 	else if (!strcmp(e, "cow"))
 		mode_cow = 1;
