@@ -607,10 +607,10 @@ static void release(void)
 /* After a checkpoint: how long the program was stopped (make bench reads it). */
 static void log_stall(void)
 {
-	uint64_t now = util_now_ns(CLOCK_REALTIME);
+	uint64_t now = util_now_ns(CLOCK_REALTIME), us = now > t_suspend_ns ? (now - t_suspend_ns) / 1000 : 0;
 
-	log_info("threads released: stall_ms=%llu",
-		 (unsigned long long)(now > t_suspend_ns ? (now - t_suspend_ns) / 1000000 : 0));
+	log_info("threads released: stall_ms=%llu.%03llu", (unsigned long long)(us / 1000),
+		 (unsigned long long)(us % 1000));
 }
 
 /* RELEASE (copy-on-write checkpoints): every process has captured its state,

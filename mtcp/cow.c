@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include "coordinator/protocol.h"
 #include "mtcp/ckpt.h"
 #include "mtcp/cow.h"
@@ -44,6 +45,7 @@
 #include "mtcp/maps_parse.h"
 #include "mtcp/nolibc/string.h"
 #include "mtcp/sys.h"
+#include "mtcp/util.h"
 
 #define PAGE 4096ul
 #define TEXT_MAX (16ul << 20)		/* /proc/self/maps text in the child */
@@ -73,6 +75,7 @@ static size_t arena_len;
 static pid_t owner;
 static pid_t child;
 static int rfd = -1;		/* read end of the child's pipe */
+static int copied;		/* its first byte (it holds its copy) was read */
 static volatile int busy;	/* futex: 1 from WRITE to the end of COMMIT */
 
 void cow_config(void)
@@ -330,25 +333,56 @@ static void drop_pipe(void)
 	rfd = -1;
 }
 
+static int count_shared(const struct image_area *a, void *arg)
+{
+	(void)a;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* The child's first byte: it holds its copy of everything. 0, or -1. */
+static int wait_copied(void)
+{
+	char ok;
+
+	if (copied)
+		return 0;
+	if (!read_child(&ok, 1) || ok) {
+		log_err("the image writer (pid %d) could not copy the shared memory", (int)child);
+		return -1;
+	}
+	copied = 1;
+	return 0;
+}
+
 int cow_start(int fd, uint32_t flags, cow_write_fn write_fn)
 {
 	pid_t self = (pid_t)sys_getpid();
-	int p[2];
+	uint64_t t0, t1;
+	int p[2], nshared = 0;
 	long r;
-	char ok;
 
 	r = sys_call2(__NR_pipe2, p, O_CLOEXEC);
 	if (sys_failed(r)) {
 		log_syserr((int)-r, "make a pipe for the image writer; writing with the threads stopped");
 		return -2;
 	}
+	/* Without shared memory the child's copy is fork's alone: no need
+	 * to wait for it (a wakeup across CPUs costs up to a few ms here). */
+	if (!text || read_maps(text, TEXT_MAX) < 0)
+		nshared = 1;
+	else
+		each_shared(text, count_shared, &nshared);
 	owner = self;
 	busy = 1;
+	copied = 0;
 	/* flags 0: a copy of the address space and of the fd table, and no
 	 * exit signal. */
+	t0 = util_now_ns(CLOCK_MONOTONIC);
 	r = sys_call5(__NR_clone, 0, 0, NULL, NULL, 0);
 	if (r == 0)
 		child_main(fd, p[1], flags, write_fn, self);
+	t1 = util_now_ns(CLOCK_MONOTONIC);
 	sys_close(p[1]);
 	if (sys_failed(r)) {
 		log_syserr((int)-r, "fork the image writer; writing with the threads stopped");
@@ -358,13 +392,14 @@ int cow_start(int fd, uint32_t flags, cow_write_fn write_fn)
 	}
 	child = (pid_t)r;
 	rfd = ckpt_reserve_fd(p[0]);	/* out of the application's fd numbers */
-	if (!read_child(&ok, 1) || ok) {
-		log_err("the image writer (pid %d) could not copy the shared memory", (int)child);
+	if (nshared && wait_copied() < 0) {
 		drop_pipe();
 		reap();
 		return -1;
 	}
-	log_debug("image writer is pid %d", (int)child);
+	log_info("image writer is pid %d: fork %llu us, copy of %d shared areas %llu us", (int)child,
+		 (unsigned long long)((t1 - t0) / 1000), nshared,
+		 (unsigned long long)((util_now_ns(CLOCK_MONOTONIC) - t1) / 1000));
 	return 0;
 }
 
@@ -375,7 +410,7 @@ int cow_finish(uint64_t *bytes)
 
 	if (!cow_active())
 		return 0;
-	got = read_child(&res, sizeof(res));
+	got = wait_copied() == 0 && read_child(&res, sizeof(res));
 	drop_pipe();
 	st = reap();
 	if (!got || st != 0 || res.status != 0) {

@@ -27,9 +27,9 @@ int cow_wanted(uint32_t bar_flags);
 int cow_prepare(uint32_t bar_flags);
 
 /* WRITE: forks the writer (clone with no exit signal: the application's
- * wait() never sees it, no SIGCHLD) and waits until it holds its own copy
- * of everything, shared memory included; the child then calls write(fd,
- * flags) and exits. 0: the writer runs (the caller closes its fd copy);
+ * wait() never sees it, no SIGCHLD) and, if the process has shared memory,
+ * waits until the child holds its own copy of it; the child then calls
+ * write_fn(fd, flags) and exits. 0: the writer runs (the caller closes its fd copy);
  * -1: the child failed (logged); -2: no child could be made (logged): the
  * caller writes the image itself, threads parked. */
 int cow_start(int fd, uint32_t flags, cow_write_fn write_fn);
