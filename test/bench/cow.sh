@@ -76,7 +76,7 @@ one_run() {
 	done
 	read -r PORT <"$WORK/port" || die "no port from the coordinator: $(cat "$WORK/coord.err")"
 	CRYO_CKPT_MODE=$mode CRYO_LOG=info CRYO_LOG_FILE=$WORK/lib.log \
-		"$BIN/cryo_launch" --coord "127.0.0.1:$PORT" --ckptdir "$WORK/ckpt" \
+		"$BIN/cryo_launch" --join --coord "127.0.0.1:$PORT" --ckptdir "$WORK/ckpt" \
 		"$ROOT/build/test/apps/membench" "$mib" 100000 >"$WORK/app.out" 2>"$WORK/app.err" </dev/null &
 	APP=$!
 	wait_line "$WORK/app.out" "@@READY 1"
