@@ -362,6 +362,10 @@ int cow_start(int fd, uint32_t flags, cow_write_fn write_fn)
 	int p[2], nshared = 0;
 	long r;
 
+	if (!text) {
+		log_warn("no memory was reserved for the image writer; writing with the threads stopped");
+		return -2;
+	}
 	r = sys_call2(__NR_pipe2, p, O_CLOEXEC);
 	if (sys_failed(r)) {
 		log_syserr((int)-r, "make a pipe for the image writer; writing with the threads stopped");
@@ -369,8 +373,8 @@ int cow_start(int fd, uint32_t flags, cow_write_fn write_fn)
 	}
 	/* Without shared memory the child's copy is fork's alone: no need
 	 * to wait for it (a wakeup across CPUs costs up to a few ms here). */
-	if (!text || read_maps(text, TEXT_MAX) < 0)
-		nshared = 1;
+	if (read_maps(text, TEXT_MAX) < 0)
+		nshared = 1;	/* the child will know */
 	else
 		each_shared(text, count_shared, &nshared);
 	owner = self;
