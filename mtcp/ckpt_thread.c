@@ -697,7 +697,6 @@ static void on_barrier(const struct coord_barrier *b)
 			break;
 		}
 		tmp_path[0] = '\0';
-		cow_idle();	/* exec and exit() may go on */
 		if (exit_after || (b->flags & COORD_BAR_EXIT_AFTER)) {
 			d.flags |= COORD_DONE_EXITING;
 			send_done(&d);
@@ -741,6 +740,9 @@ static void on_barrier(const struct coord_barrier *b)
 	case COORD_PH_REFILL:
 		/* A plugin that cannot put data back has logged it; the
 		 * computation goes on either way. */
+		/* The checkpoint is complete (every COMMIT is in): exec and
+		 * exit() may go on; before, a process leaving would abort it. */
+		cow_idle();
 		if (!released_early)	/* cow: done at RELEASE */
 			plugin_run(restart_pending ? PLUGIN_RESTART_REFILL : PLUGIN_REFILL);
 		break;

@@ -18,9 +18,10 @@
  *
  * The coordinator sends RELEASE once every process has captured its state:
  * the threads run again, and the checkpoint thread waits for the writer
- * (cow_finish). COMMIT renames as always. From WRITE to the end of COMMIT,
- * exec and exit() in the application wait (cow_wait_idle): either would
- * lose the image under way.
+ * (cow_finish). COMMIT renames as always. From WRITE until the checkpoint is
+ * complete (REFILL, or RESUME after an abort), exec and exit() in the
+ * application wait (cow_wait_idle): either would lose the image under way,
+ * or abort the checkpoint by leaving before every COMMIT is in.
  *
  * Memory: every page the application writes while the child runs is
  * copied by the kernel (at most the process's size again, usually far
@@ -76,7 +77,7 @@ static pid_t owner;
 static pid_t child;
 static int rfd = -1;		/* read end of the child's pipe */
 static int copied;		/* its first byte (it holds its copy) was read */
-static volatile int busy;	/* futex: 1 from WRITE to the end of COMMIT */
+static volatile int busy;	/* futex: 1 from WRITE until the checkpoint ends */
 
 void cow_config(void)
 {

@@ -42,8 +42,9 @@ int cow_finish(uint64_t *bytes);
  * killed and reaped; threads blocked in cow_wait_idle go on. */
 void cow_idle(void);
 /* Any thread but the checkpoint thread, threads running: waits while this
- * process has a checkpoint in its copy-on-write window (from WRITE to the
- * end of COMMIT), so an exec or exit() cannot lose the image under way. */
+ * process has a checkpoint in its copy-on-write window (from WRITE until
+ * the checkpoint is complete: REFILL, or RESUME after an abort), so an exec
+ * or exit() cannot lose the image under way or abort the checkpoint. */
 void cow_wait_idle(void);
 /* In a restarted process: the writer state in the image is not ours. */
 void cow_forget(void);
