@@ -47,9 +47,11 @@ struct barrier {
 	struct slot *slots;
 	size_t nslots, waiting;	/* members, and those yet to ack the phase */
 	int committed;
+	int cow;		/* a WRITE ack said COORD_DONE_COW: RELEASE before COMMIT */
 	uint64_t start_ns;
 
 	int pending_ckpt;	/* a checkpoint request waits for the restart to end */
+	uint32_t pending_flags;	/* its COORD_BAR_COW */
 	unsigned suspend_retries;	/* of the current request (see barrier_leave) */
 	uint32_t seq_attempt;	/* of the running checkpoint's generation */
 
@@ -281,6 +283,12 @@ static void advance(struct barrier *b)
 				next = COORD_PH_WRITE;
 				break;
 			case COORD_PH_WRITE:
+				/* copy-on-write: the threads run again while the
+				 * writers finish; the renames wait for all of them */
+				next = (b->seq_flags & COORD_BAR_COW) || b->cow ? COORD_PH_RELEASE
+										: COORD_PH_COMMIT;
+				break;
+			case COORD_PH_RELEASE:
 				next = COORD_PH_COMMIT;
 				break;
 			case COORD_PH_COMMIT:
@@ -347,8 +355,11 @@ static int start_ckpt(struct barrier *b, uint32_t flags, const char *text, char 
 	b->seq = SEQ_CKPT;
 	b->seq_gen = b->last_gen + 1;
 	b->seq_attempt = b->suspend_retries;	/* an ack of an abandoned attempt is stale */
-	b->seq_flags = flags & (COORD_BAR_MIGRATE | COORD_BAR_EXIT_AFTER);
+	b->seq_flags = flags & (COORD_BAR_MIGRATE | COORD_BAR_EXIT_AFTER | COORD_BAR_FULL | COORD_BAR_COW);
+	if (b->seq_flags & COORD_BAR_MIGRATE)
+		b->seq_flags &= ~COORD_BAR_COW;	/* a stream is written full-stop */
 	b->committed = 0;
+	b->cow = 0;
 	b->start_ns = now(b);
 	snprintf(b->seq_text, sizeof(b->seq_text), "%s", text ? text : "");
 	log_info("checkpoint %u of %zu processes to %s", b->seq_gen, n, b->seq_text);
@@ -488,7 +499,7 @@ static void start_next(struct barrier *b)
 		char why[128];
 
 		b->pending_ckpt = 0;
-		if (start_ckpt(b, 0, b->ckptdir, why, sizeof(why)) < 0) {
+		if (start_ckpt(b, b->pending_flags, b->ckptdir, why, sizeof(why)) < 0) {
 			struct barrier_result r = { .ok = 0, .reason = why };
 
 			b->ops->ckpt_done(b->ctx, &r);
@@ -802,6 +813,13 @@ void barrier_ack(struct barrier *b, uint64_t id, const struct coord_barrier_done
 		s->img.ns = d->ns;
 		snprintf(s->img.path, sizeof(s->img.path), "%.*s",
 			 (int)strnlen(d->text, sizeof(d->text)), d->text);
+		if (d->flags & COORD_DONE_COW)
+			b->cow = 1;
+	}
+	if (d->phase == COORD_PH_RELEASE && d->bytes) {
+		/* the writer child's figures: the image is complete now */
+		s->img.bytes = d->bytes;
+		s->img.ns = d->ns;
 	}
 	if (d->phase == COORD_PH_COMMIT &&
 	    ((d->flags & COORD_DONE_EXITING) || (b->seq_flags & COORD_BAR_EXIT_AFTER) ||
@@ -849,6 +867,7 @@ enum barrier_req barrier_checkpoint(struct barrier *b, uint32_t flags, const cha
 	/* past COMMIT the running one has been reported: the next one is ours */
 	if (b->seq != SEQ_NONE) {
 		b->pending_ckpt = 1;
+		b->pending_flags = flags & COORD_BAR_COW;
 		return BARRIER_REQ_QUEUED;
 	}
 	if (barrier_nrunning(b) == 0 && b->held_nprocs) {

@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"  -c, --checkpoint     start a checkpoint and return\n"
 		"  -bc, --bcheckpoint   checkpoint and wait: prints the image paths\n"
 		"                       [--full: full images, restarting incremental chains]\n"
+		"       [--cow]         copy-on-write: the program runs again while its\n"
+		"                       image is written (doc/cow.md)\n"
 		"  -i, --interval SECS  checkpoint every SECS seconds (0 = off)\n"
 		"  -k, --kill           kill the computation, keep the coordinator\n"
 		"  -q, --quit           kill the computation and stop the coordinator\n"
@@ -74,6 +76,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	const char *coord = NULL;
 	uint32_t mode = 0;
 	int full = 0;
+	int cow = 0;
 
 	coord_default_addr(o->host, sizeof(o->host), &o->port);
 	for (int i = 1; i < argc; i++) {
@@ -128,6 +131,8 @@ static void parse(int argc, char **argv, struct opts *o)
 				util_die(EXIT_USAGE, "cannot resolve migration target '%s'", v);
 		} else if (!strcmp(name, "--full")) {
 			full = 1;
+		} else if (!strcmp(name, "--cow")) {
+			cow = 1;
 		} else if (!strcmp(name, "--precopy")) {
 			mode |= COORD_CMD_PRECOPY;
 		} else if (!strcmp(name, "--postcopy")) {
@@ -149,6 +154,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		util_die(EXIT_USAGE, "--full goes with --checkpoint or --bcheckpoint");
 	if (full)
 		o->cmd.flags |= COORD_CMD_FULL;
+	if (cow && o->cmd.op != COORD_OP_CHECKPOINT)
+		util_die(EXIT_USAGE, "--cow goes with --checkpoint or --bcheckpoint");
+	if (cow)
+		o->cmd.flags |= COORD_CMD_COW;
 	if (coord && coord_parse_addr(coord, o->host, sizeof(o->host), &o->port) < 0)
 		util_die(EXIT_USAGE, "bad coordinator address '%s': expected HOST[:PORT]", coord);
 }

@@ -816,7 +816,10 @@ static void cmd_checkpoint(struct conn *c, const struct coord_command *cmd, int 
 	struct sb b = { 0 };
 	char why[256];
 
-	r = barrier_checkpoint(co.bar, (cmd->flags & COORD_CMD_FULL) ? COORD_BAR_FULL : 0, co.ckptdir, why,
+	r = barrier_checkpoint(co.bar,
+			       ((cmd->flags & COORD_CMD_FULL) ? COORD_BAR_FULL : 0) |
+				       ((cmd->flags & COORD_CMD_COW) ? COORD_BAR_COW : 0),
+			       co.ckptdir, why,
 			       sizeof(why));
 	if (r == BARRIER_REQ_FAILED) {
 		reply_str(c, COORD_ERR, why);

@@ -555,6 +555,8 @@ const char *coord_phase_name(uint32_t phase)
 		return "COMMIT";
 	case COORD_PH_REFILL:
 		return "REFILL";
+	case COORD_PH_RELEASE:
+		return "RELEASE";
 	case COORD_PH_RESUME:
 		return "RESUME";
 	case COORD_PH_RESTART:

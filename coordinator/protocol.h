@@ -104,6 +104,7 @@ enum coord_op {
 #define COORD_CMD_PRECOPY	0x4u
 #define COORD_CMD_POSTCOPY	0x8u
 #define COORD_CMD_FULL		0x10u	/* CHECKPOINT: full images (restart the chains) */
+#define COORD_CMD_COW		0x20u	/* checkpoint: copy-on-write (COORD_BAR_COW) */
 
 struct coord_command {
 	uint32_t op;		/* enum coord_op */
@@ -130,7 +131,9 @@ _Static_assert(sizeof(struct coord_reply) == 8, "wire layout changed");
  * next phase. A failure (status != 0) or a participant lost before COMMIT
  * aborts: every remaining participant gets RESUME with COORD_BAR_ABORT
  * (discard the temporary image, put drained data back, run on).
- * Every phase carries the checkpoint's flags (MIGRATE, EXIT_AFTER). RESUME
+ * Every phase carries the checkpoint's flags (MIGRATE, EXIT_AFTER, COW). In a
+ * copy-on-write checkpoint (COORD_BAR_COW, or any WRITE ack with
+ * COORD_DONE_COW) RELEASE comes between WRITE and COMMIT. RESUME
  * is not waited for: a RESUME ack is allowed and ignored.
  * Restarted processes join with COORD_PROC_RESTARTED; once all `nprocs` of
  * their checkpoint have joined, they get RESTART, REFILL, RESUME. A failed
@@ -146,12 +149,15 @@ enum coord_phase {
 	COORD_PH_REFILL = 6,	/* put drained data back */
 	COORD_PH_RESUME = 7,	/* release the user threads */
 	COORD_PH_RESTART = 8,	/* restarted processes: rebuild kernel objects */
+	COORD_PH_RELEASE = 9,	/* copy-on-write only, between WRITE and COMMIT:
+				 * release the user threads, finish the image */
 };
 
 #define COORD_BAR_ABORT		0x1u	/* RESUME after a failed checkpoint */
 #define COORD_BAR_MIGRATE	0x2u	/* WRITE goes to text = HOST:PORT */
 #define COORD_BAR_EXIT_AFTER	0x4u	/* exit after COMMIT instead of resuming */
 #define COORD_BAR_FULL		0x8u	/* a full image, not an incremental one */
+#define COORD_BAR_COW		0x10u	/* copy-on-write: WRITE forks a writer, RELEASE follows */
 
 struct coord_barrier {
 	uint32_t phase;		/* enum coord_phase */
@@ -164,6 +170,7 @@ struct coord_barrier {
 _Static_assert(sizeof(struct coord_barrier) == 4116, "wire layout changed");
 
 #define COORD_DONE_EXITING	0x1u	/* COMMIT: this process exits now */
+#define COORD_DONE_COW		0x2u	/* WRITE: a writer child is writing; RELEASE needed */
 
 struct coord_barrier_done {
 	uint32_t phase;

@@ -84,6 +84,11 @@ int maps_write_pages(struct image_writer *w);
 void maps_done(void);
 /* Excludes [start, end) from saved pages (the library's scratch memory). */
 void maps_exclude(uint64_t start, uint64_t end);
+/* The pages of [start, end) are read from copy instead, by the next scan
+ * and write (a copy-on-write writer's frozen copy of shared memory,
+ * mtcp/cow.c); cleared by maps_done. 0, or -1 after logging. */
+#define MAPS_REDIRECT_MAX 256
+int maps_redirect(uint64_t start, uint64_t end, const void *copy);
 
 /* ---- proc.c ---- */
 

@@ -49,6 +49,7 @@
 #include "mtcp/ckpt.h"
 #include "mtcp/codec.h"
 #include "mtcp/dirty.h"
+#include "mtcp/cow.h"
 #include "mtcp/key.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
@@ -100,7 +101,9 @@ static struct image_writer *writer;
 static int parked;
 static int migrated_report;
 static int restart_pending;	/* restarted, waiting for RESUME */
+static int released_early;	/* copy-on-write: threads released at RELEASE */
 static uint64_t t_suspend_ns;	/* CLOCK_REALTIME */
+static uint64_t t_write_ns;	/* CLOCK_MONOTONIC: a cow checkpoint's WRITE began */
 static char tmp_path[COORD_PATH_MAX], final_path[COORD_PATH_MAX];
 static union {
 	struct coord_barrier bar;
@@ -439,13 +442,30 @@ static int write_all(int fd, uint32_t flags)
 	return ret;
 }
 
-/* Saves this thread's resume point, then writes. Returns 1 in the restarted
- * process, 0 when written, -1 after logging. Not inlined: the saved context
- * must stay valid while the image is written from deeper frames. */
-static __attribute__((noinline)) int checkpoint_write(int fd, uint32_t flags)
+/* The copy-on-write writer child's whole job (mtcp/cow.h). */
+static int cow_write_all(int fd, uint32_t flags, uint64_t *bytes)
 {
+	int r = write_all(fd, flags);
+
+	*bytes = codec->writer_bytes(writer);
+	return r;
+}
+
+/* Saves this thread's resume point, then writes (cow: forks the writer,
+ * or writes here if it cannot). Returns 1 in the restarted process, 0 when
+ * written (or the writer runs), -1 after logging. Not inlined: the saved
+ * context must stay valid while the image is written from deeper frames. */
+static __attribute__((noinline)) int checkpoint_write(int fd, uint32_t flags, int cow)
+{
+	int r;
+
 	if (sys_ctx_save(&threads_self()->ctx))
 		return 1;
+	if (cow) {
+		r = cow_start(fd, flags, cow_write_all);
+		if (r != -2)
+			return r;
+	}
 	return write_all(fd, flags) < 0 ? -1 : 0;
 }
 
@@ -567,10 +587,19 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 		return 0;
 	if (exit_after || (b->flags & COORD_BAR_EXIT_AFTER))
 		flags |= IMAGE_HDR_EXIT_AFTER;
-	dirty_begin((b->flags & COORD_BAR_FULL) != 0, stream);
-	r = checkpoint_write(fd, flags);
-	if (r == 1)
+	{
+		int cow = !stream && !(flags & IMAGE_HDR_EXIT_AFTER) && cow_wanted(b->flags);
+
+		/* An incremental image names its parent by the parent's digest,
+		 * which a copy-on-write writer (a child) does not hand back:
+		 * a cow image is full, and the next one starts a new chain. */
+		dirty_begin((b->flags & COORD_BAR_FULL) != 0 || cow, stream);
+		r = checkpoint_write(fd, flags, cow);
+	}
+	if (r == 1) {
+		cow_forget();	/* the image's writer state was the old process's */
 		return 1;
+	}
 	if (r == 0 && stream)
 		r = await_ack(fd, d);
 	close(fd);
@@ -582,6 +611,17 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 		tmp_path[0] = '\0';
 		return 0;
 	}
+	d->ns = util_now_ns(CLOCK_MONOTONIC) - t0;
+	nolibc_strlcpy(d->text, final_path, sizeof(d->text));
+	if (cow_active()) {
+		/* bytes and the writing time come at RELEASE */
+		dirty_abort();
+		d->flags |= COORD_DONE_COW;
+		t_write_ns = t0;
+		log_info("image %s: state captured in %llu ms, a child writes it",
+			 final_path, (unsigned long long)(d->ns / 1000000));
+		return 0;
+	}
 	d->bytes = codec->writer_bytes(writer);
 	{
 		uint8_t digest[32];
@@ -591,8 +631,6 @@ static int on_write(const struct coord_barrier *b, struct coord_barrier_done *d)
 				      d->bytes - sizeof(struct image_rec_hdr) - sizeof(struct image_trailer) -
 				      (key_path[0] ? IMAGE_SEAL_TAG_LEN : 0));
 	}
-	d->ns = util_now_ns(CLOCK_MONOTONIC) - t0;
-	nolibc_strlcpy(d->text, final_path, sizeof(d->text));
 	log_info("image %s: %llu bytes in %llu ms", final_path, (unsigned long long)d->bytes,
 		 (unsigned long long)(d->ns / 1000000));
 	return 0;
@@ -603,6 +641,38 @@ static void release(void)
 	if (parked) {
 		threads_resume();
 		parked = 0;
+	}
+}
+
+/* After a checkpoint: how long the program was stopped (make bench reads it). */
+static void log_stall(void)
+{
+	uint64_t now = util_now_ns(CLOCK_REALTIME), us = now > t_suspend_ns ? (now - t_suspend_ns) / 1000 : 0;
+
+	log_info("threads released: stall_ms=%llu.%03llu", (unsigned long long)(us / 1000),
+		 (unsigned long long)(us % 1000));
+}
+
+/* RELEASE (copy-on-write checkpoints): every process has captured its state,
+ * so the threads run again while the writer child finishes the image. A
+ * process that exits after the checkpoint stays frozen until it does. */
+static void on_release(const struct coord_barrier *b, struct coord_barrier_done *d)
+{
+	if (!(exit_after || (b->flags & COORD_BAR_EXIT_AFTER)) && parked) {
+		plugin_run(PLUGIN_REFILL);
+		plugin_run(PLUGIN_RESUME);
+		release();
+		released_early = 1;
+		log_stall();
+	}
+	if (cow_active()) {
+		if (cow_finish(&d->bytes) < 0) {
+			fail(d, "writing the image failed");
+			return;
+		}
+		d->ns = util_now_ns(CLOCK_MONOTONIC) - t_write_ns;
+		log_info("image %s: %llu bytes in %llu ms (copy-on-write)", final_path,
+			 (unsigned long long)d->bytes, (unsigned long long)(d->ns / 1000000));
 	}
 }
 
@@ -636,6 +706,11 @@ static void on_barrier(const struct coord_barrier *b)
 			fail(&d, "cannot reserve memory for the checkpoint");
 			break;
 		}
+		if (cow_prepare(b->flags) < 0) {
+			fail(&d, "cannot reserve memory for the image writer");
+			break;
+		}
+		released_early = 0;
 		t_suspend_ns = util_now_ns(CLOCK_REALTIME);
 		parked = 1;	/* even partly: RESUME must release whoever parked */
 		if (threads_suspend() < 0)
@@ -647,7 +722,15 @@ static void on_barrier(const struct coord_barrier *b)
 			return;
 		}
 		break;
+	case COORD_PH_RELEASE:
+		on_release(b, &d);
+		break;
 	case COORD_PH_COMMIT:
+		if (cow_active() && cow_finish(&d.bytes) < 0) {
+			/* no RELEASE came: a coordinator that does not know cow */
+			fail(&d, "writing the image failed");
+			break;
+		}
 		if (tmp_path[0] && rename(tmp_path, final_path) < 0) {
 			log_perror("rename %s to %s", tmp_path, final_path);
 			fail(&d, "cannot rename the image");
@@ -667,14 +750,20 @@ static void on_barrier(const struct coord_barrier *b)
 		}
 		break;
 	case COORD_PH_RESUME:
+		cow_idle();	/* after an abort: the writer is killed */
 		if ((b->flags & COORD_BAR_ABORT) && tmp_path[0]) {
 			unlink(tmp_path);
 			tmp_path[0] = '\0';
 		}
 		if (b->flags & COORD_BAR_ABORT)
 			dirty_abort();
-		if (parked && !restart_pending)
+		if (parked && !restart_pending) {
 			plugin_run(PLUGIN_RESUME);
+			if (!(b->flags & COORD_BAR_ABORT)) {
+				release();
+				log_stall();
+			}
+		}
 		if (restart_pending) {
 			plugin_run(PLUGIN_RESTART_RESUME);
 			share_close();
@@ -698,7 +787,11 @@ static void on_barrier(const struct coord_barrier *b)
 	case COORD_PH_REFILL:
 		/* A plugin that cannot put data back has logged it; the
 		 * computation goes on either way. */
-		plugin_run(restart_pending ? PLUGIN_RESTART_REFILL : PLUGIN_REFILL);
+		/* The checkpoint is complete (every COMMIT is in): exec and
+		 * exit() may go on; before, a process leaving would abort it. */
+		cow_idle();
+		if (!released_early)	/* cow: done at RELEASE */
+			plugin_run(restart_pending ? PLUGIN_RESTART_REFILL : PLUGIN_REFILL);
 		break;
 	case COORD_PH_RESTART:
 		plugin_run(PLUGIN_RESTART_SHARE);
@@ -734,6 +827,7 @@ static void lost_coordinator(void)
 	if (coord_fd >= 0)
 		close(coord_fd);
 	coord_fd = -1;
+	cow_idle();
 	if (tmp_path[0])
 		unlink(tmp_path);
 	tmp_path[0] = '\0';
@@ -1099,6 +1193,7 @@ static int exec_map_fd = -1;
 void ckpt_exec_begin(char *ident, size_t n)
 {
 	ident[0] = '\0';
+	cow_wait_idle();	/* an exec would lose the image being written */
 	msg_lock_take();
 	if (coord_fd < 0)
 		return;
@@ -1218,6 +1313,7 @@ static void read_config(void)
 			lm_dest[0] = '\0';
 		}
 	}
+	cow_config();
 	e = getenv("CRYO_COMPRESS");
 	if (e && *e)
 		compress_level = atoi(e);

@@ -56,6 +56,10 @@ static struct dirty_region *regions;
 static uint64_t *pmbuf;
 static struct { uint64_t start, end; } excl[EXCL_MAX];
 static size_t nexcl;
+/* Areas whose pages are read from a copy (cow.c: shared memory frozen by a
+ * copy-on-write writer child), until maps_done. */
+static struct { uint64_t start, end; const char *copy; } redir[MAPS_REDIRECT_MAX];
+static size_t nredir;
 /* Areas made readable for the scan, to be put back after writing. */
 static struct { uint64_t start, end; uint32_t prot; } unprot[256];
 static size_t nunprot;
@@ -67,6 +71,28 @@ void maps_exclude(uint64_t start, uint64_t end)
 		excl[nexcl].end = end;
 		nexcl++;
 	}
+}
+
+int maps_redirect(uint64_t start, uint64_t end, const void *copy)
+{
+	if (nredir >= MAPS_REDIRECT_MAX) {
+		log_err("more than %d shared memory areas to copy", MAPS_REDIRECT_MAX);
+		return -1;
+	}
+	redir[nredir].start = start;
+	redir[nredir].end = end;
+	redir[nredir].copy = copy;
+	nredir++;
+	return 0;
+}
+
+/* Where the bytes of the page at addr are read from. */
+static const void *page_src(uint64_t addr)
+{
+	for (size_t i = 0; i < nredir; i++)
+		if (addr >= redir[i].start && addr < redir[i].end)
+			return redir[i].copy + (addr - redir[i].start);
+	return (const void *)addr;
 }
 
 static int reserve(void)
@@ -247,7 +273,7 @@ static int scan_area(int pmfd, struct maps_area *m, int tracked)
 			}
 			if (!(m->a.prot & PROT_READ) && make_readable(m) < 0)
 				return -1;
-			if (skip_zero && nolibc_is_zero((const void *)addr, PAGE))
+			if (skip_zero && nolibc_is_zero(page_src(addr), PAGE))
 				continue;
 			if (add_page(m, i + j) < 0)
 				return -1;
@@ -495,8 +521,8 @@ int maps_write_pages(struct image_writer *w)
 		for (k = 0; k < m->nruns; k++) {
 			const struct image_run *r = &runs[m->run_first + k];
 
-			if (codec->writer_pages(w, (uint32_t)i, r->first,
-					       (const void *)(m->a.start + r->first * PAGE), r->count) < 0) {
+			if (codec->writer_pages(w, (uint32_t)i, r->first, page_src(m->a.start + r->first * PAGE),
+					       r->count) < 0) {
 				ret = -1;
 				break;
 			}
@@ -507,6 +533,7 @@ int maps_write_pages(struct image_writer *w)
 
 void maps_done(void)
 {
+	nredir = 0;
 	unprotect_all();
 	/* Give the scratch pages back: they are not needed until next time. */
 	if (text) {

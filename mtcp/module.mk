@@ -5,7 +5,7 @@ common_SRCS += mtcp/log.c mtcp/sys.c mtcp/nolibc/fmt.c mtcp/nolibc/string.c \
                mtcp/maps_parse.c mtcp/key.c
 libcryo_SRCS += mtcp/ckpt_thread.c mtcp/threads.c mtcp/maps.c mtcp/proc.c \
                 mtcp/wrap_signal.c mtcp/wrap_thread.c mtcp/wrap_exec.c mtcp/wrap_fork.c mtcp/vpid.c mtcp/codec.c \
-                mtcp/dirty.c
+                mtcp/dirty.c mtcp/cow.c
 image_tool_SRCS += mtcp/cryo_image.c mtcp/core.c restart/loader.c restart/plan.c restart/chain.c \
                    restart/blob.S
 restorer_SRCS += mtcp/log.c mtcp/nolibc/fmt.c mtcp/nolibc/string.c

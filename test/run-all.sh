@@ -133,7 +133,7 @@ build_tests() {
 	TESTS+=("migrate-counter|--mode migrate -- $apps/counter")
 	TESTS+=("migrate-python|--mode migrate --count 150 -- $PY $root/test/apps/count.py 150")
 	# Tests that are scripts of their own (test/integration/NAME.sh), not run.sh.
-	for script in export_core errors fork tree encrypt pidchain spawntree pgroup files files_shared incremental; do
+	for script in export_core errors fork tree encrypt pidchain spawntree pgroup files files_shared incremental cow; do
 		TESTS+=("$script|script $root/test/integration/$script.sh")
 	done
 	# Multi-process test programs through test/integration/multi.sh:

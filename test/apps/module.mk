@@ -10,6 +10,7 @@ TEST_APPS += fileappend filedeleted filedev filestdio fileshare filevanish
 TEST_APPS += tcpflow
 TEST_APPS += pipeline popen waitblock zombies
 TEST_APPS += incrmem dirtybench
+TEST_APPS += cowwait cowtick
 
 # The rule builds each program from its one .c; the harness is a header.
 $(addprefix build/test/apps/,$(TEST_APPS)): test/lib/harness.h

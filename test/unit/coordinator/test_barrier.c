@@ -477,6 +477,69 @@ static void loss_after_own_commit_ack_aborts(void **state)
 	no_more();
 }
 
+/* Copy-on-write: RELEASE comes between WRITE and COMMIT when the request
+ * asks for it or a WRITE ack says a writer child runs; its ack carries the
+ * image size; a failed RELEASE aborts before any COMMIT. */
+static void cow_release_between_write_and_commit(void **state)
+{
+	struct barrier *b = *state;
+	uint64_t ids[] = { 1, 2 };
+	char why[128] = "";
+	struct coord_barrier_done d;
+	struct ev *e;
+
+	join_ok(b, 1);
+	join_ok(b, 2);
+	/* asked for by the request: every phase carries COW */
+	assert_int_equal(barrier_checkpoint(b, COORD_BAR_COW, "/ckpt", why, sizeof(why)),
+			 BARRIER_REQ_STARTED);
+	run_phases(b, ids, 2, COORD_PH_SUSPEND, COORD_PH_WRITE, 1, COORD_BAR_COW);
+	expect_phase(ids, 2, COORD_PH_RELEASE, 1, COORD_BAR_COW);
+	no_more();
+	memset(&d, 0, sizeof(d));
+	d.phase = COORD_PH_RELEASE;
+	d.generation = 1;
+	d.bytes = 777;
+	barrier_ack(b, 1, &d);
+	ack(b, 2, COORD_PH_RELEASE, 1);
+	expect_phase(ids, 2, COORD_PH_COMMIT, 1, COORD_BAR_COW);
+	ack_all(b, ids, 2, COORD_PH_COMMIT, 1);
+	e = next_ev();
+	assert_int_equal(e->kind, EV_DONE);
+	assert_int_equal(e->status, 1);
+	assert_int_equal(e->bytes, 777 + 2000);	/* RELEASE's figure replaces WRITE's */
+	expect_phase(ids, 2, COORD_PH_REFILL, 1, COORD_BAR_COW);
+	ack_all(b, ids, 2, COORD_PH_REFILL, 1);
+	expect_phase(ids, 2, COORD_PH_RESUME, 1, COORD_BAR_COW);
+	no_more();
+
+	/* asked for by one process (CRYO_CKPT_MODE=cow): DONE_COW at WRITE */
+	assert_int_equal(request(b), BARRIER_REQ_STARTED);
+	run_phases(b, ids, 2, COORD_PH_SUSPEND, COORD_PH_DRAIN, 2, 0);
+	expect_phase(ids, 2, COORD_PH_WRITE, 2, 0);
+	ack(b, 1, COORD_PH_WRITE, 2);
+	ack_flags(b, 2, COORD_PH_WRITE, 2, 0, COORD_DONE_COW);
+	expect_phase(ids, 2, COORD_PH_RELEASE, 2, 0);
+	no_more();
+	/* a writer fails: abort, no COMMIT, the last good generation stays */
+	ack(b, 1, COORD_PH_RELEASE, 2);
+	ack_flags(b, 2, COORD_PH_RELEASE, 2, 5, 0);
+	expect_phase(ids, 2, COORD_PH_RESUME, 2, COORD_BAR_ABORT);
+	expect_done(0, 2);
+	no_more();
+	assert_int_equal(barrier_generation(b), 1);
+
+	/* without either: no RELEASE */
+	full_ckpt(b, ids, 2, 2);
+	/* a migration is never copy-on-write */
+	barrier_leave(b, 2);
+	cursor = nev;
+	assert_int_equal(barrier_checkpoint(b, COORD_BAR_MIGRATE | COORD_BAR_EXIT_AFTER | COORD_BAR_COW,
+					    "127.0.0.1:5555", why, sizeof(why)),
+			 BARRIER_REQ_STARTED);
+	expect_phase(ids, 1, COORD_PH_SUSPEND, 3, COORD_BAR_MIGRATE | COORD_BAR_EXIT_AFTER);
+}
+
 static void exiting_process_leaves_without_failure(void **state)
 {
 	struct barrier *b = *state;
@@ -1167,6 +1230,7 @@ int main(void)
 		T(failure_ack_aborts_at_each_phase),
 		T(loss_aborts_before_commit_only),
 		T(loss_after_own_commit_ack_aborts),
+		T(cow_release_between_write_and_commit),
 		T(exiting_process_leaves_without_failure),
 		T(exiting_process_gets_no_refill),
 		T(launched_exit_after_process_exits_after_commit),
