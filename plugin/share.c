@@ -19,6 +19,7 @@
 #include "mtcp/ckpt.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
+#include "mtcp/sys.h"
 #include "mtcp/vpid.h"
 #include "plugin/share.h"
 
@@ -298,4 +299,27 @@ void share_close(void)
 	box = NULL;
 	nbox = 0;
 	fd_floor = 3;
+}
+
+uint64_t share_tag(const uint64_t *v, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++) {
+			h ^= (v[i] >> (8 * b)) & 0xff;
+			h *= 1099511628211ull;
+		}
+	return h;
+}
+
+int share_place(int src, int fd, unsigned flags)
+{
+	long r = sys_dup3(src, fd, (flags & O_CLOEXEC) ? O_CLOEXEC : 0);
+
+	if (sys_failed(r)) {
+		log_syserr((int)-r, "fd %d: dup3", fd);
+		return -1;
+	}
+	return 0;
 }

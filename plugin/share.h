@@ -40,6 +40,13 @@ int share_send(pid_t vpid, uint64_t tag, const void *data, size_t len, const int
  * 0, or -1 if any send failed (logged). */
 int share_broadcast(uint64_t tag, const void *data, size_t len, const int *fds, unsigned nfds);
 
+/* A tag: a 64-bit FNV-1a hash of n words (a kind, then what names the
+ * object: a device and inode, a pty number, an owner...). */
+uint64_t share_tag(const uint64_t *v, size_t n);
+/* Puts src onto fd (dup3, close-on-exec if flags has O_CLOEXEC), logging
+ * a failure. 0, or -1. */
+int share_place(int src, int fd, unsigned flags);
+
 /* Takes the next received message with this tag: up to cap bytes into
  * data, its fds (close-on-exec, the caller's to close) into fds (at most
  * maxfds; any more are closed) and their count into *nfds. Returns the

@@ -92,14 +92,9 @@ static size_t data_len;
 
 static uint64_t tag_of(uint32_t kind, uint64_t dev, uint64_t ino, int32_t owner, unsigned mode)
 {
-	uint64_t h = 1469598103934665603ull, v[4] = { kind | (uint64_t)mode << 32, dev, ino, (uint32_t)owner };
+	uint64_t v[4] = { kind | (uint64_t)mode << 32, dev, ino, (uint32_t)owner };
 
-	for (int i = 0; i < 4; i++)
-		for (int b = 0; b < 8; b++) {
-			h ^= (v[i] >> (8 * b)) & 0xff;
-			h *= 1099511628211ull;
-		}
-	return h;
+	return share_tag(v, 4);
 }
 
 #define TAG_PIPE 0x70697065u	/* a pipe's two new ends */
@@ -558,15 +553,9 @@ static int pipe_restart_resume(void)
 	for (size_t i = 0; i < ntab; i++) {
 		const struct pipe_ent *e = &tab[i];
 		int src = e->same_as >= 0 ? tab[e->same_as].tmp : e->tmp;
-		long r;
 
-		if (src < 0)
-			continue;
-		r = sys_dup3(src, e->fd, (e->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
-		if (sys_failed(r)) {
-			log_syserr((int)-r, "fd %d: dup3", e->fd);
+		if (src >= 0 && share_place(src, e->fd, e->flags) < 0)
 			ret = -1;
-		}
 	}
 	for (size_t i = 0; i < ntab; i++) {
 		struct pipe_ent *e = &tab[i];

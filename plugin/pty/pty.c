@@ -264,14 +264,9 @@ static int pty_resume(void)
 
 static uint64_t tag_of(uint32_t kind, int32_t index, int32_t owner, unsigned mode)
 {
-	uint64_t h = 1469598103934665603ull, v[3] = { kind | (uint64_t)mode << 32, (uint32_t)index, (uint32_t)owner };
+	uint64_t v[3] = { kind | (uint64_t)mode << 32, (uint32_t)index, (uint32_t)owner };
 
-	for (int i = 0; i < 3; i++)
-		for (int b = 0; b < 8; b++) {
-			h ^= (v[i] >> (8 * b)) & 0xff;
-			h *= 1099511628211ull;
-		}
-	return h;
+	return share_tag(v, 3);
 }
 
 static int top_fd(void)

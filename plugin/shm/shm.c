@@ -109,14 +109,9 @@ static int shm_ckpt(void)
 
 static uint64_t tag_of(const struct shm_area *a)
 {
-	uint64_t h = 1469598103934665603ull, v[3] = { TAG_SHM, a->dev, a->ino };
+	uint64_t v[3] = { TAG_SHM, a->dev, a->ino };
 
-	for (int i = 0; i < 3; i++)
-		for (int b = 0; b < 8; b++) {
-			h ^= (v[i] >> (8 * b)) & 0xff;
-			h *= 1099511628211ull;
-		}
-	return h;
+	return share_tag(v, 3);
 }
 
 static int first_of(size_t i)

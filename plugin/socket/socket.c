@@ -137,14 +137,9 @@ static const unsigned char cookie[32] = "cryo-socket-drain-cookie-v1\x01\x02\x03
 
 static uint64_t tag_of(uint32_t kind, uint64_t a, uint64_t b)
 {
-	uint64_t h = 1469598103934665603ull, v[3] = { kind, a, b };
+	uint64_t v[3] = { kind, a, b };
 
-	for (int i = 0; i < 3; i++)
-		for (int k = 0; k < 8; k++) {
-			h ^= (v[i] >> (8 * k)) & 0xff;
-			h *= 1099511628211ull;
-		}
-	return h;
+	return share_tag(v, 3);
 }
 
 /* ---- small raw-syscall helpers ---- */
