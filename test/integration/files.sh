@@ -23,6 +23,9 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 NAME=files
 . "$(dirname "$0")/lib.sh"
+# The programs start (and are restored) in $T: the unprivileged pass may
+# not be able to enter the directory the tree was cloned to.
+cd "$T" || fail "cd $T"
 APP=$ROOT/build/test/apps/filevanish
 
 # make_files DIR: keep.txt, gone.txt, short.txt of ten lines each.
