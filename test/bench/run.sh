@@ -32,7 +32,10 @@
 # is installed, else the reference figures measured here before (issue #5),
 # and the wrappers' overhead: test/apps/pidloop's getpid loop and
 # fork+exec+wait loop, without cryo and under cryo_launch, as a ratio.
-# Writes build/bench/results.json.
+# Writes build/bench/results.json. Then, each with its own table and JSON
+# in build/bench/: test/bench/multiproc.sh (a bash pipeline and a Python
+# pool), cow.sh (the stall, full-stop against copy-on-write) and
+# incremental.sh (incremental checkpoints after 1% of the memory changed).
 #
 # Time: about 3 minutes on this 2-core machine when it is quiet, 2 of them
 # for the 2 GiB rows (CRYO_BENCH_SIZES="64 512" leaves them out); the
@@ -387,3 +390,5 @@ mkdir -p "$(dirname "$OUT")"
 echo
 echo "medians of $RUNS runs; written to ${OUT#"$ROOT"/}"
 bash "$ROOT/test/bench/multiproc.sh" || die "the multi-process benchmark failed"
+bash "$ROOT/test/bench/cow.sh" || die "the copy-on-write benchmark failed"
+bash "$ROOT/test/bench/incremental.sh" || die "the incremental benchmark failed"
