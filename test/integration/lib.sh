@@ -83,6 +83,7 @@ fail() {
 start_coordinator() {
 	local i
 	mkdir -p "$T/ckpt"
+	rm -f "$T/port"	# a second coordinator of one test: never read the first one's port
 	"$BIN/cryo_coordinator" --port 0 --port-file "$T/port" --ckptdir "$T/ckpt" \
 		>"$T/coord.out" 2>"$T/coord.err" </dev/null &
 	COORD_PID=$!
