@@ -1,6 +1,7 @@
 # test/integration/cycles.sh: three checkpoint / kill / restart cycles of a
 # computation of several processes, for the script tests of issue #3
-# (pidchain.sh, spawntree.sh, pgroup.sh). Sourced after lib.sh:
+# (tree.sh, multi.sh, pidchain.sh, spawntree.sh, pgroup.sh). Sourced after
+# lib.sh:
 #
 #   NAME=pidchain
 #   . "$(dirname "$0")/lib.sh"
