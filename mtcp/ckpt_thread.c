@@ -1350,6 +1350,15 @@ __attribute__((constructor)) static void cryo_init(void)
 		exec_env_init();
 		return;
 	}
+	{
+		/* An exec'ing thread blocks the park signal (wrap_exec.c): the
+		 * handler is in now, so it may come (a pending one is a stray). */
+		sigset_t park;
+
+		sigemptyset(&park);
+		sigaddset(&park, ckpt_signal);
+		real_pthread_sigmask(SIG_UNBLOCK, &park, NULL);
+	}
 	if (x.valid)
 		exec_ident_load_map(&x);
 	exec_env_init();

@@ -31,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "mtcp/ckpt.h"
 #include "mtcp/log.h"
 #include "mtcp/nolibc/fmt.h"
 #include "mtcp/nolibc/string.h"
@@ -229,10 +230,22 @@ static int do_exec(enum exec_kind kind, int dirfd, const char *path, char *const
 	char *const *env;
 	int r, owner = ready && ckpt_is_owner();
 
+	sigset_t park, old;
+
 	ident[0] = '\0';
 	if (owner)
 		ckpt_exec_begin(ident, sizeof(ident));
 	env = build_env(envp, ident, &b);
+	/* Not parked inside execve: a park signal queued while the kernel
+	 * replaces the program would meet the new one before its library
+	 * could take it. Blocked, it stays pending across the exec and the
+	 * new program's library, which unblocks it once its handler is in,
+	 * takes it as a stray (the checkpoint itself reaches the new program
+	 * as the SUSPEND still waiting on its connection). */
+	sigemptyset(&park);
+	sigaddset(&park, ckpt_signal);
+	if (real_pthread_sigmask)
+		real_pthread_sigmask(SIG_BLOCK, &park, &old);
 	switch (kind) {
 	case EK_PATH:
 		RESOLVE(execve);
@@ -259,6 +272,8 @@ static int do_exec(enum exec_kind kind, int dirfd, const char *path, char *const
 	{
 		int e = errno;
 
+		if (real_pthread_sigmask)
+			real_pthread_sigmask(SIG_SETMASK, &old, NULL);
 		free_env(&b);
 		if (owner)
 			ckpt_exec_end();
